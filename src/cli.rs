@@ -1,0 +1,67 @@
+//! The subcommands: `serve` (default), `migrate`, `admin grant EMAIL`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db;
+use crate::startup::Application;
+use crate::users::{normalize_email, User};
+
+#[derive(Debug, Parser)]
+#[command(name = "authgate", version, about = "A self-hosted JWT token server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations, then serve HTTP (the default).
+    Serve,
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Administrative actions.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Give the admin role to the user with this email (takes effect at the
+    /// user's next login or reissue).
+    Grant { email: String },
+}
+
+/// Runs a parsed command. Reports go to stdout; errors come back to `main`,
+/// which prints one line and exits non-zero.
+pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            actix_web::rt::System::new().block_on(async move {
+                Application::build(settings)
+                    .await?
+                    .run_until_stopped()
+                    .await?;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Migrate => {
+            let applied = db::run_migrations(&mut db::connect(&settings.database)?)?;
+            println!("migrations applied={applied}");
+        }
+        Command::Admin {
+            action: AdminAction::Grant { email },
+        } => {
+            let email = normalize_email(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = User::grant_role(&mut db::connect(&settings.database)?, &email, "admin")?
+                .with_context(|| format!("no user has the email {email}"))?;
+            println!("granted admin to {} ({})", user.email, user.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

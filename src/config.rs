@@ -1,0 +1,353 @@
+//! Typed settings: loading (files, then environment) and validation.
+//!
+//! Layers, later ones winning: `config/default.toml`, `config/$AUTHGATE_ENV.toml`
+//! (when it exists), `DATABASE_URL` (for `database.url` only), then
+//! `AUTHGATE__SECTION__KEY` variables. Validation refuses only what the spec
+//! names; everything else that is typed right is accepted.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::tokens::SecretKey;
+
+/// The secret shipped in `config/default.toml`; refused in production.
+pub const DEVELOPMENT_SECRET: &str = "authgate-development-secret-do-not-use-in-production";
+
+/// The embedded copy of `config/default.toml`, used when the binary runs
+/// outside a checkout (no `config/` folder beside it).
+const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub jwt: JwtSettings,
+    pub sessions: SessionSettings,
+    pub password: PasswordSettings,
+    pub sweeper: SweeperSettings,
+    pub ratelimit: RateLimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub workers: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JwtSettings {
+    pub secret: SecretKey,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub reuse_grace_secs: u64,
+    pub max_lifetime_secs: u64,
+    pub max_per_user: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordSettings {
+    pub bcrypt_cost: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SweeperSettings {
+    pub schedule: String,
+    pub batch_size: u32,
+    pub revoked_retention_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub login_failures_per_email: u32,
+    pub login_failures_per_ip: u32,
+    pub window_secs: u64,
+}
+
+/// Why start-up refused the configuration: one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("database.url is empty: set DATABASE_URL or AUTHGATE__DATABASE__URL")]
+    MissingDatabaseUrl,
+    #[error("jwt.secret is {0} bytes long; it must be at least 32 bytes")]
+    ShortSecret(usize),
+    #[error("jwt.secret is the development default; set AUTHGATE__JWT__SECRET when AUTHGATE_ENV=production")]
+    DevelopmentSecretInProduction,
+    #[error("{0} must be positive")]
+    NotPositive(&'static str),
+    #[error("password.bcrypt_cost is {0}; it must be between 4 and 31")]
+    BcryptCost(u32),
+}
+
+impl Settings {
+    /// Loads settings from `./config` (or `AUTHGATE_CONFIG_DIR`) and the
+    /// process environment, and validates them.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let dir = std::env::var_os("AUTHGATE_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = |key: &str| std::env::var(key).ok();
+        let settings = Self::load_from(&dir, env)?;
+        settings.validate(env("AUTHGATE_ENV").as_deref())?;
+        Ok(settings)
+    }
+
+    /// Loads without validating, with the environment given as a function so
+    /// that tests need not touch the process environment.
+    pub fn load_from(
+        dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        let default_file = dir.join("default.toml");
+        builder = if default_file.exists() {
+            builder.add_source(config::File::from(default_file))
+        } else {
+            builder.add_source(config::File::from_str(
+                EMBEDDED_DEFAULTS,
+                config::FileFormat::Toml,
+            ))
+        };
+        if let Some(name) = env("AUTHGATE_ENV").filter(|n| !n.is_empty()) {
+            builder = builder.add_source(config::File::from(dir.join(name)).required(false));
+        }
+        if let Some(url) = env("DATABASE_URL").filter(|u| !u.is_empty()) {
+            builder = builder.set_override("database.url", url)?;
+        }
+        // AUTHGATE__SECTION__KEY; set last so it beats DATABASE_URL too.
+        for (section, key) in KNOWN_KEYS {
+            let var = format!(
+                "AUTHGATE__{}__{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            );
+            if let Some(value) = env(&var) {
+                builder = builder.set_override(format!("{section}.{key}"), value)?;
+            }
+        }
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// Refuses what the spec names: a missing database URL, a short secret,
+    /// the development secret in production, and values that cannot work.
+    pub fn validate(&self, environment: Option<&str>) -> Result<(), ConfigError> {
+        if self.database.url.trim().is_empty() {
+            return Err(ConfigError::MissingDatabaseUrl);
+        }
+        let secret = self.jwt.secret.expose();
+        if secret.len() < 32 {
+            return Err(ConfigError::ShortSecret(secret.len()));
+        }
+        if environment == Some("production") && secret == DEVELOPMENT_SECRET.as_bytes() {
+            return Err(ConfigError::DevelopmentSecretInProduction);
+        }
+        for (name, value) in [
+            ("jwt.access_ttl_secs", self.jwt.access_ttl_secs),
+            ("jwt.refresh_ttl_secs", self.jwt.refresh_ttl_secs),
+            (
+                "sessions.max_lifetime_secs",
+                self.sessions.max_lifetime_secs,
+            ),
+            ("ratelimit.window_secs", self.ratelimit.window_secs),
+            ("database.pool_size", u64::from(self.database.pool_size)),
+            ("sweeper.batch_size", u64::from(self.sweeper.batch_size)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::NotPositive(name));
+            }
+        }
+        if !(4..=31).contains(&self.password.bcrypt_cost) {
+            return Err(ConfigError::BcryptCost(self.password.bcrypt_cost));
+        }
+        Ok(())
+    }
+}
+
+/// Every key of the spec's table (plus the few of our own), for the
+/// `AUTHGATE__SECTION__KEY` overrides. Listing them, rather than letting the
+/// config crate split variable names on `__`, keeps keys that contain a
+/// single underscore (`access_ttl_secs`) intact.
+const KNOWN_KEYS: &[(&str, &str)] = &[
+    ("server", "bind"),
+    ("server", "workers"),
+    ("database", "url"),
+    ("database", "pool_size"),
+    ("database", "connect_timeout_ms"),
+    ("jwt", "secret"),
+    ("jwt", "issuer"),
+    ("jwt", "audience"),
+    ("jwt", "access_ttl_secs"),
+    ("jwt", "refresh_ttl_secs"),
+    ("sessions", "reuse_grace_secs"),
+    ("sessions", "max_lifetime_secs"),
+    ("sessions", "max_per_user"),
+    ("password", "bcrypt_cost"),
+    ("sweeper", "schedule"),
+    ("sweeper", "batch_size"),
+    ("sweeper", "revoked_retention_secs"),
+    ("ratelimit", "login_failures_per_email"),
+    ("ratelimit", "login_failures_per_ip"),
+    ("ratelimit", "window_secs"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let settings = Settings::load_from(&dir, |k| vars.get(k).cloned())?;
+        settings.validate(vars.get("AUTHGATE_ENV").map(String::as_str))?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = load(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.jwt.access_ttl_secs, 900);
+        assert_eq!(s.jwt.refresh_ttl_secs, 1_209_600);
+        assert_eq!(s.password.bcrypt_cost, 12);
+        assert_eq!(s.ratelimit.login_failures_per_email, 10);
+        assert_eq!(s.ratelimit.login_failures_per_ip, 100);
+        assert_eq!(s.ratelimit.window_secs, 900);
+        assert_eq!(s.sessions.max_per_user, 0);
+    }
+
+    #[test]
+    fn database_url_overrides_the_files_and_authgate_variable_overrides_both() {
+        let s = load(&[("DATABASE_URL", "postgres://a/b")]).unwrap();
+        assert_eq!(s.database.url, "postgres://a/b");
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__DATABASE__URL", "postgres://c/d"),
+        ])
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://c/d");
+    }
+
+    #[test]
+    fn environment_variables_reach_keys_with_underscores() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__JWT__ACCESS_TTL_SECS", "5"),
+            ("AUTHGATE__SESSIONS__MAX_PER_USER", "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.jwt.access_ttl_secs, 5);
+        assert_eq!(s.sessions.max_per_user, 1);
+    }
+
+    #[test]
+    fn environment_file_is_layered_over_defaults() {
+        let s = load(&[("DATABASE_URL", "postgres://a/b"), ("AUTHGATE_ENV", "test")]).unwrap();
+        assert_eq!(s.password.bcrypt_cost, 4);
+    }
+
+    #[test]
+    fn a_missing_database_url_is_refused() {
+        assert!(matches!(load(&[]), Err(ConfigError::MissingDatabaseUrl)));
+    }
+
+    #[test]
+    fn a_secret_under_32_bytes_is_refused() {
+        let err = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__JWT__SECRET", "0123456789012345678901234567890"),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::ShortSecret(31)));
+        assert!(load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__JWT__SECRET", "01234567890123456789012345678901"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn the_development_secret_is_refused_only_in_production() {
+        let err = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE_ENV", "production"),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::DevelopmentSecretInProduction));
+        assert!(load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE_ENV", "production"),
+            (
+                "AUTHGATE__JWT__SECRET",
+                "a-production-secret-of-at-least-32-bytes"
+            ),
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn an_access_ttl_above_the_refresh_ttl_is_accepted() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__JWT__ACCESS_TTL_SECS", "3600"),
+            ("AUTHGATE__JWT__REFRESH_TTL_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(s.jwt.refresh_ttl_secs, 60);
+    }
+
+    #[test]
+    fn bcrypt_cost_outside_4_to_31_is_refused() {
+        for (cost, ok) in [("3", false), ("4", true), ("31", true), ("32", false)] {
+            let r = load(&[
+                ("DATABASE_URL", "postgres://a/b"),
+                ("AUTHGATE__PASSWORD__BCRYPT_COST", cost),
+            ]);
+            assert_eq!(r.is_ok(), ok, "cost {cost}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://user:hunter2@a/b"),
+            (
+                "AUTHGATE__JWT__SECRET",
+                "a-production-secret-of-at-least-32-bytes",
+            ),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("a-production-secret"));
+    }
+}

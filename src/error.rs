@@ -1,0 +1,220 @@
+//! The one error type of the HTTP API.
+//!
+//! Handlers and the domain code they call return `Result<_, ApiError>`. Each
+//! variant is one of the spec's closed set of error codes (plus `Internal`,
+//! which is answered as a generic `unavailable` and logged). The response is
+//! always `{"error": code, "message": text}`; internal causes go to the log,
+//! never to the client. `From` impls for pool, diesel and blocking-pool errors
+//! keep `?` working.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("this path does not take that method")]
+    MethodNotAllowed(&'static str),
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// No usable `Authorization: Bearer` header at all (RFC 6750 §3.1: the
+    /// challenge then carries no error code).
+    #[error("a bearer token is required")]
+    MissingToken,
+    #[error("the token is invalid")]
+    InvalidToken,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("the refresh token was already used; the session has been revoked")]
+    TokenReused,
+    #[error("the session has ended; log in again")]
+    SessionRevoked,
+    #[error("this needs a role the caller does not have")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("too many failed logins; try again later")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the service is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// The spec's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_)
+            | ApiError::PayloadTooLarge
+            | ApiError::MethodNotAllowed(_) => "invalid_request",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::MissingToken | ApiError::InvalidToken => "invalid_token",
+            ApiError::TokenExpired => "token_expired",
+            ApiError::TokenReused => "token_reused",
+            ApiError::SessionRevoked => "session_revoked",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable | ApiError::Internal(_) => "unavailable",
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::InvalidRequest(message.into())
+    }
+
+    /// The RFC 6750 challenge for a 401 about a bearer token.
+    fn challenge(&self) -> Option<String> {
+        match self {
+            ApiError::MissingToken => Some("Bearer".to_owned()),
+            ApiError::InvalidToken
+            | ApiError::TokenExpired
+            | ApiError::TokenReused
+            | ApiError::SessionRevoked => Some(format!(
+                "Bearer error=\"invalid_token\", error_description=\"{self}\""
+            )),
+            ApiError::Forbidden => {
+                Some("Bearer error=\"insufficient_scope\", scope=\"admin\"".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidCredentials
+            | ApiError::MissingToken
+            | ApiError::InvalidToken
+            | ApiError::TokenExpired
+            | ApiError::TokenReused
+            | ApiError::SessionRevoked => StatusCode::UNAUTHORIZED,
+            ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            log::error!("internal error: {cause:#}");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(challenge) = self.challenge() {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        match self {
+            ApiError::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(err: diesel::r2d2::PoolError) -> ApiError {
+        log::warn!("no database connection: {err}");
+        ApiError::Unavailable
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> ApiError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => {
+                log::warn!("database connection lost: {}", info.message());
+                ApiError::Unavailable
+            }
+            Error::NotFound => ApiError::NotFound,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(err: actix_web::error::BlockingError) -> ApiError {
+        ApiError::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(err: ApiError) -> serde_json::Value {
+        let bytes = to_bytes(err.error_response().into_body()).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_do_not_leak_their_cause() {
+        let err = ApiError::Internal(anyhow::anyhow!("SELECT secret FROM users"));
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(err).await;
+        assert_eq!(body["error"], "unavailable");
+        assert!(!body.to_string().contains("SELECT"));
+    }
+
+    #[actix_web::test]
+    async fn a_missing_token_gets_a_bare_bearer_challenge() {
+        let response = ApiError::MissingToken.error_response();
+        assert_eq!(
+            response.headers().get("www-authenticate").unwrap(),
+            "Bearer"
+        );
+        let response = ApiError::TokenExpired.error_response();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\", error_description=\""));
+    }
+
+    #[actix_web::test]
+    async fn rate_limited_carries_retry_after() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 42,
+        }
+        .error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get("retry-after").unwrap(), "42");
+    }
+}

@@ -1,0 +1,13 @@
+//! authgate: a self-hosted JWT token server. See README.md for the tour.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ratelimit;
+pub mod routes;
+pub mod schema;
+pub mod sessions;
+pub mod startup;
+pub mod tokens;
+pub mod users;

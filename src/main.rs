@@ -1,0 +1,21 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use authgate::cli::{self, Cli};
+use authgate::config::Settings;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = Settings::load()
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| cli::run(cli, settings));
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("authgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

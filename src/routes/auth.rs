@@ -1,0 +1,294 @@
+//! `/auth/*` for credentials and tokens: signup, login, me, reissue, logout.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{bearer_token, Authenticated, Body};
+use crate::db::run_blocking;
+use crate::error::ApiError;
+use crate::sessions::{self, AccessEvidence, Device, ReissueOutcome, RevokeReason, TokenPair};
+use crate::startup::AppState;
+use crate::tokens::{TokenHash, TokenKind};
+use crate::users::{normalize_email, validate_password, Credentials, NewUser, User};
+
+/// Longest User-Agent kept on a session.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+#[derive(Serialize)]
+struct SignedUp {
+    id: Uuid,
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+struct Me {
+    id: Uuid,
+    email: Option<String>,
+    session_id: Uuid,
+    roles: Vec<String>,
+}
+
+fn tokens(pair: TokenPair) -> HttpResponse {
+    // RFC 6749 §5.1: responses with tokens are not to be cached.
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(pair)
+}
+
+pub async fn signup(
+    req: HttpRequest,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let credentials: Credentials = body.json(&req)?;
+    let email = normalize_email(&credentials.email)?;
+    validate_password(&credentials.password)?;
+    let hasher = state.hasher.clone();
+    let password_hash = web::block(move || hasher.hash(&credentials.password))
+        .await?
+        .map_err(ApiError::Internal)?;
+    let user = run_blocking(&state.pool, move |conn| {
+        let new = NewUser {
+            email: &email,
+            password_hash: &password_hash,
+        };
+        new.insert(conn).map_err(|err| match err {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                ApiError::EmailTaken
+            }
+            other => other.into(),
+        })
+    })
+    .await?;
+    log::info!("user {} signed up", user.id);
+    Ok(HttpResponse::Created().json(SignedUp {
+        id: user.id,
+        email: user.email,
+    }))
+}
+
+pub async fn login(
+    req: HttpRequest,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let credentials: Credentials = body.json(&req)?;
+    let email = normalize_email(&credentials.email)?;
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    state.limiter.check(&email, ip.as_deref())?;
+
+    let lookup = email.clone();
+    let user = run_blocking(&state.pool, move |conn| {
+        Ok(User::find_by_email(conn, &lookup)?)
+    })
+    .await?;
+    // An unknown email still spends a bcrypt verification (on the decoy).
+    let hasher = state.hasher.clone();
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let password_ok =
+        web::block(move || hasher.verify(&credentials.password, stored.as_deref())).await?;
+    let Some(user) = user.filter(|_| password_ok) else {
+        state.limiter.record_failure(&email, ip.as_deref());
+        return Err(ApiError::InvalidCredentials);
+    };
+
+    let device = Device {
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        ip,
+    };
+    let issuer = state.issuer.clone();
+    let (max_lifetime, max_per_user) = (state.max_lifetime, state.max_per_user);
+    let now = Utc::now();
+    let (pair, evicted) = run_blocking(&state.pool, move |conn| {
+        sessions::open_session(
+            conn,
+            &issuer,
+            &user,
+            &device,
+            max_lifetime,
+            max_per_user,
+            now,
+        )
+    })
+    .await?;
+    for id in evicted {
+        state.revoked.insert(id, now);
+    }
+    Ok(tokens(pair))
+}
+
+pub async fn me(auth: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(Me {
+        id: auth.user_id,
+        email: auth.claims.email,
+        session_id: auth.session_id,
+        roles: auth.claims.roles,
+    })
+}
+
+/// What the access token sent beside a refresh token (body form) proves.
+fn access_evidence(
+    req: &HttpRequest,
+    state: &AppState,
+    refresh: &str,
+    sid: &str,
+) -> AccessEvidence {
+    let token = match bearer_token(req) {
+        Ok(None) => return AccessEvidence::Absent,
+        Ok(Some(token)) => token,
+        // `Authorization: Bearer` that is not well formed: not ours.
+        Err(_) => {
+            let is_bearer = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().get(..6))
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer"));
+            return if is_bearer {
+                AccessEvidence::Mismatch
+            } else {
+                AccessEvidence::Absent
+            };
+        }
+    };
+    if token == refresh {
+        return AccessEvidence::Absent;
+    }
+    match state.issuer.keys().verify(token, TokenKind::Access) {
+        Ok(access) if access.claims.sid == sid => AccessEvidence::SameSession {
+            expired: access.claims.is_expired_at(Utc::now().timestamp()),
+        },
+        _ => AccessEvidence::Mismatch,
+    }
+}
+
+pub async fn reissue(
+    req: HttpRequest,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let from_body = !body.is_blank();
+    let refresh = if from_body {
+        body.json::<RefreshBody>(&req)?.refresh_token
+    } else {
+        bearer_token(&req)?
+            .ok_or(ApiError::MissingToken)?
+            .to_owned()
+    };
+    let claims = state
+        .issuer
+        .keys()
+        .verify(&refresh, TokenKind::Refresh)
+        .map_err(|_| ApiError::InvalidToken)?
+        .claims;
+    let evidence = if from_body {
+        access_evidence(&req, &state, &refresh, &claims.sid)
+    } else {
+        AccessEvidence::Absent
+    };
+    let hash = TokenHash::of(&refresh);
+    let issuer = state.issuer.clone();
+    let grace = state.reuse_grace;
+    let now = Utc::now();
+    let outcome = run_blocking(&state.pool, move |conn| {
+        sessions::reissue(conn, &issuer, &claims, &hash, evidence, now, grace)
+    })
+    .await?;
+    match outcome {
+        ReissueOutcome::Issued(pair) => Ok(tokens(pair)),
+        ReissueOutcome::Refused { error, revoked } => {
+            for id in revoked {
+                state.revoked.insert(id, now);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Ends the session of the access token in the Authorization header, or,
+/// with no header, of the refresh token in the body.
+pub async fn logout(
+    req: HttpRequest,
+    body: Body,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let session_id = if bearer_token(&req)?.is_some() {
+        Authenticated::check(&req)?.session_id
+    } else {
+        if body.is_blank() {
+            return Err(ApiError::MissingToken);
+        }
+        let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
+        let claims = state
+            .issuer
+            .keys()
+            .verify(&refresh, TokenKind::Refresh)
+            .map_err(|_| ApiError::InvalidToken)?
+            .claims;
+        let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
+        let hash = TokenHash::of(&refresh);
+        run_blocking(&state.pool, move |conn| {
+            let row = sessions::RefreshToken::find_by_hash(conn, &hash)?;
+            match row {
+                Some(row) if row.session_id == sid && row.revoked_at.is_none() => Ok(sid),
+                Some(row) if row.session_id == sid => Err(ApiError::SessionRevoked),
+                _ => Err(ApiError::InvalidToken),
+            }
+        })
+        .await?
+    };
+    end_sessions(&state, vec![session_id], RevokeReason::Logout, now).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn logout_all(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let user_id = auth.user_id;
+    let revoked = run_blocking(&state.pool, move |conn| {
+        Ok(sessions::revoke_all_for_user(
+            conn,
+            user_id,
+            RevokeReason::LogoutAll,
+            now,
+        )?)
+    })
+    .await?;
+    for id in revoked {
+        state.revoked.insert(id, now);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes the sessions and tells this instance's revoked set at once (the
+/// others hear of it through NOTIFY).
+pub async fn end_sessions(
+    state: &AppState,
+    ids: Vec<Uuid>,
+    reason: RevokeReason,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let revoked = run_blocking(&state.pool, move |conn| {
+        Ok(sessions::revoke_sessions(conn, &ids, reason, now)?)
+    })
+    .await?;
+    for id in revoked {
+        state.revoked.insert(id, now);
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! The HTTP API (SPEC 3): one file per resource, and the routing table.
+
+mod admin;
+mod auth;
+mod extract;
+mod health;
+mod sessions;
+
+use actix_web::{web, HttpResponse, Resource};
+
+pub use extract::{Authenticated, MAX_BODY_BYTES};
+
+use crate::error::ApiError;
+
+/// A resource whose other methods get 405 `invalid_request` with `Allow`.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+    }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/signup", "POST").route(web::post().to(auth::signup)))
+        .service(resource("/auth/login", "POST").route(web::post().to(auth::login)))
+        .service(resource("/auth/me", "GET").route(web::get().to(auth::me)))
+        .service(resource("/auth/reissue", "POST").route(web::post().to(auth::reissue)))
+        .service(resource("/auth/logout", "POST").route(web::post().to(auth::logout)))
+        .service(resource("/auth/logout-all", "POST").route(web::post().to(auth::logout_all)))
+        .service(resource("/auth/sessions", "GET").route(web::get().to(sessions::list)))
+        .service(
+            resource("/auth/sessions/{id}", "DELETE").route(web::delete().to(sessions::delete)),
+        )
+        .service(
+            resource("/admin/users/{user_id}/revoke-sessions", "POST")
+                .route(web::post().to(admin::revoke_sessions)),
+        )
+        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)));
+}
+
+/// Unknown paths: 404 `not_found`.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

@@ -1,0 +1,70 @@
+//! `/auth/sessions`: the caller's devices.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::auth::end_sessions;
+use super::extract::{parse_id, Authenticated};
+use crate::db::run_blocking;
+use crate::error::ApiError;
+use crate::sessions::{RevokeReason, Session};
+use crate::startup::AppState;
+
+#[derive(Serialize)]
+struct SessionView {
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    current: bool,
+}
+
+pub async fn list(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, access_ttl, now) = (auth.user_id, state.issuer.access_ttl(), Utc::now());
+    let live = run_blocking(&state.pool, move |conn| {
+        Ok(Session::live_for_user(conn, user_id, now, access_ttl)?)
+    })
+    .await?;
+    let views: Vec<SessionView> = live
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == auth.session_id,
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Ends one of the caller's sessions. Another user's id, an unknown id and an
+/// ended session all get the same 404.
+pub async fn delete(
+    auth: Authenticated,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let user_id = auth.user_id;
+    let session = run_blocking(&state.pool, move |conn| {
+        Ok(Session::find_of_user(conn, id, user_id)?)
+    })
+    .await?;
+    match session {
+        Some(s) if s.revoked_at.is_none() => {
+            end_sessions(&state, vec![s.id], RevokeReason::Deleted, Utc::now()).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}

@@ -1,0 +1,184 @@
+//! The revoked-session set: how access tokens die within a second of their
+//! session's revocation while their checks stay free of database queries.
+//!
+//! Every instance keeps the ids of sessions revoked recently enough that some
+//! access token of theirs may still be unexpired: an id is forgotten
+//! `access_ttl + 2` seconds after its revocation, so the set holds at most the
+//! revocations of one access-token lifetime. It is filled at start-up from
+//! `sessions.revoked_at`, then kept current by a listener thread on PostgreSQL
+//! `LISTEN` (revocations `NOTIFY` on commit), with a catch-up query every few
+//! seconds and after every reconnect so that a lost notification costs at most
+//! that long.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::model::REVOKED_CHANNEL;
+use crate::schema::sessions;
+
+/// How often the listener looks for notifications.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+/// How often it runs the catch-up query, and how far back that looks.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+const CATCH_UP_OVERLAP_SECS: i64 = 30;
+
+pub struct RevokedSessions {
+    /// Session id → unix second after which it can be forgotten.
+    entries: RwLock<HashMap<Uuid, i64>>,
+    keep_secs: i64,
+}
+
+impl RevokedSessions {
+    pub fn new(access_ttl_secs: u64) -> Arc<RevokedSessions> {
+        Arc::new(RevokedSessions {
+            entries: RwLock::new(HashMap::new()),
+            keep_secs: i64::try_from(access_ttl_secs)
+                .unwrap_or(i64::MAX / 4)
+                .saturating_add(2),
+        })
+    }
+
+    pub fn insert(&self, id: Uuid, revoked_at: DateTime<Utc>) {
+        let forget_after = revoked_at.timestamp().saturating_add(self.keep_secs);
+        if forget_after < Utc::now().timestamp() {
+            return;
+        }
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, forget_after);
+    }
+
+    pub fn contains(&self, id: Uuid) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets ids whose access tokens have all expired.
+    pub fn prune(&self, now: DateTime<Utc>) {
+        let now = now.timestamp();
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until >= now);
+    }
+
+    /// Loads the revocations since `since` (from the partial index on
+    /// `sessions.revoked_at`).
+    pub fn load_since(&self, conn: &mut PgConnection, since: DateTime<Utc>) -> QueryResult<usize> {
+        let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = sessions::table
+            .filter(sessions::revoked_at.gt(since))
+            .select((sessions::id, sessions::revoked_at))
+            .load(conn)?;
+        let count = rows.len();
+        for (id, at) in rows {
+            self.insert(id, at.unwrap_or_else(Utc::now));
+        }
+        Ok(count)
+    }
+
+    /// The earliest revocation that can still matter.
+    pub fn horizon(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::seconds(self.keep_secs)
+    }
+}
+
+/// Starts the listener thread. It holds only a weak reference, and ends once
+/// the application that owns the set is gone.
+pub fn spawn_listener(database_url: String, set: &Arc<RevokedSessions>) -> std::io::Result<()> {
+    let weak = Arc::downgrade(set);
+    std::thread::Builder::new()
+        .name("revocation-listener".into())
+        .spawn(move || listen(&database_url, &weak))
+        .map(drop)
+}
+
+fn listen(database_url: &str, weak: &Weak<RevokedSessions>) {
+    let mut backoff = Duration::from_millis(250);
+    while weak.strong_count() > 0 {
+        match listen_once(database_url, weak) {
+            Ok(()) => return,
+            Err(err) => {
+                log::warn!("revocation listener: {err}; reconnecting in {backoff:?}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One connection's life: LISTEN, catch up, then poll until an error.
+/// Returns Ok only when the set has been dropped.
+fn listen_once(database_url: &str, weak: &Weak<RevokedSessions>) -> anyhow::Result<()> {
+    let mut conn = PgConnection::establish(database_url)?;
+    diesel::sql_query(format!("LISTEN {REVOKED_CHANNEL}")).execute(&mut conn)?;
+    let mut last_catch_up: Option<(Instant, DateTime<Utc>)> = None;
+    loop {
+        let Some(set) = weak.upgrade() else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        if last_catch_up.is_none_or(|(at, _)| at.elapsed() >= CATCH_UP_EVERY) {
+            let since = match last_catch_up {
+                Some((_, from)) => from - chrono::Duration::seconds(CATCH_UP_OVERLAP_SECS),
+                None => set.horizon(now),
+            };
+            set.load_since(&mut conn, since)?;
+            set.prune(now);
+            last_catch_up = Some((Instant::now(), now));
+        }
+        for notification in conn.notifications_iter() {
+            let notification = notification?;
+            match Uuid::parse_str(&notification.payload) {
+                Ok(id) => set.insert(id, now),
+                Err(_) => log::warn!(
+                    "revocation listener: ignoring payload {:?}",
+                    notification.payload
+                ),
+            }
+        }
+        drop(set);
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_kept_for_one_access_lifetime_and_then_forgotten() {
+        let set = RevokedSessions::new(10);
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        set.insert(id, now);
+        assert!(set.contains(id));
+        set.prune(now + chrono::Duration::seconds(12));
+        assert!(set.contains(id), "kept through access_ttl + 2 s");
+        set.prune(now + chrono::Duration::seconds(13));
+        assert!(!set.contains(id));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn revocations_too_old_to_matter_are_not_stored() {
+        let set = RevokedSessions::new(10);
+        set.insert(Uuid::new_v4(), Utc::now() - chrono::Duration::seconds(60));
+        assert!(set.is_empty());
+    }
+}

@@ -1,0 +1,359 @@
+//! Reissue (SPEC 4.3): which rule applies to a presented refresh token, as a
+//! pure function, and the transaction that carries the verdict out.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::issuer::{TokenIssuer, TokenPair};
+use super::model::{revoke_sessions, RefreshToken, RevokeReason, Session};
+use crate::error::ApiError;
+use crate::tokens::{Claims, TokenHash};
+use crate::users::User;
+
+/// What the access token sent beside a refresh token (body form) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessEvidence {
+    /// No access token was sent.
+    Absent,
+    /// Ours, of the same session; `expired` tells whether it is past `exp`.
+    SameSession { expired: bool },
+    /// Not ours, unreadable, or of another session: a mixed, stolen pair.
+    Mismatch,
+}
+
+/// The rule that applies to one reissue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Spend the token and hand out a new pair.
+    Rotate,
+    /// A repeat within the grace window: hand out the session's current
+    /// token again, revoke nothing.
+    RepeatWithinGrace,
+    /// A spent token came back after the grace window: theft.
+    Reused,
+    /// The access token beside it does not belong: theft.
+    PairMismatch,
+    /// The session has ended.
+    Revoked,
+    /// Expired (and not renewable): log in again.
+    Expired,
+}
+
+/// Decides the rule, given the session and token rows (locked), whether the
+/// refresh JWT is past its `exp`, the access-token evidence, and the time.
+pub fn judge(
+    session: &Session,
+    row: &RefreshToken,
+    refresh_expired: bool,
+    access: AccessEvidence,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Verdict {
+    if session.revoked_at.is_some() || row.revoked_at.is_some() {
+        return Verdict::Revoked;
+    }
+    if access == AccessEvidence::Mismatch {
+        return Verdict::PairMismatch;
+    }
+    if now >= session.expires_at {
+        return Verdict::Expired;
+    }
+    let access_alive = access == AccessEvidence::SameSession { expired: false };
+    if let Some(spent_at) = row.spent_at {
+        return if refresh_expired {
+            // Too old to be worth a theft alarm: nothing can be done with it.
+            Verdict::Expired
+        } else if now < spent_at + grace {
+            Verdict::RepeatWithinGrace
+        } else {
+            Verdict::Reused
+        };
+    }
+    if refresh_expired && !access_alive {
+        return Verdict::Expired;
+    }
+    Verdict::Rotate
+}
+
+/// What a reissue produced. A refusal may still have revoked sessions (and
+/// committed that), which the caller must tell the revoked-session cache.
+pub enum ReissueOutcome {
+    Issued(TokenPair),
+    Refused { error: ApiError, revoked: Vec<Uuid> },
+}
+
+/// Carries out a reissue in one transaction. The session row is locked first,
+/// so concurrent reissues of one session run one after the other; a pair is
+/// returned only once its row is committed.
+pub fn reissue(
+    conn: &mut PgConnection,
+    issuer: &TokenIssuer,
+    claims: &Claims,
+    presented: &TokenHash,
+    access: AccessEvidence,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Result<ReissueOutcome, ApiError> {
+    let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
+        return Err(ApiError::InvalidToken);
+    };
+    conn.transaction(|conn| {
+        let refuse = |error| {
+            Ok(ReissueOutcome::Refused {
+                error,
+                revoked: Vec::new(),
+            })
+        };
+        let Some(session) = Session::find_for_update(conn, session_id)? else {
+            return refuse(ApiError::InvalidToken);
+        };
+        let row = RefreshToken::find_by_hash(conn, presented)?;
+        let Some(row) = row.filter(|r| r.session_id == session.id && session.user_id == user_id)
+        else {
+            // Signed by us but unknown: its session was deleted, or the row swept.
+            return refuse(if session.revoked_at.is_some() {
+                ApiError::SessionRevoked
+            } else {
+                ApiError::InvalidToken
+            });
+        };
+        let verdict = judge(
+            &session,
+            &row,
+            claims.is_expired_at(now.timestamp()),
+            access,
+            now,
+            grace,
+        );
+        let revoke = |conn: &mut PgConnection, reason, error| -> Result<ReissueOutcome, ApiError> {
+            let revoked = revoke_sessions(conn, &[session.id], reason, now)?;
+            log::warn!("session {} revoked: {}", session.id, reason.as_str());
+            Ok(ReissueOutcome::Refused { error, revoked })
+        };
+        match verdict {
+            Verdict::Revoked => refuse(ApiError::SessionRevoked),
+            Verdict::Expired => refuse(ApiError::TokenExpired),
+            Verdict::Reused => revoke(conn, RevokeReason::ReuseDetected, ApiError::TokenReused),
+            Verdict::PairMismatch => {
+                revoke(conn, RevokeReason::PairMismatch, ApiError::InvalidToken)
+            }
+            Verdict::RepeatWithinGrace => {
+                let user = User::find(conn, session.user_id)?.ok_or(ApiError::InvalidToken)?;
+                let Some(current) = RefreshToken::current_for_session(conn, session.id)? else {
+                    return refuse(ApiError::SessionRevoked);
+                };
+                let token = issuer.resign_refresh(&user, &current);
+                if TokenHash::of(&token).as_bytes() == current.token_hash.as_slice() {
+                    Session::touch(conn, session.id, now)?;
+                    let pair = issuer.pair(&user, &session, token, current.expires_at, now);
+                    return Ok(ReissueOutcome::Issued(pair));
+                }
+                // The roles changed since, so the same string cannot be made
+                // again: move the chain on from the current token instead.
+                rotate(conn, issuer, &user, &session, &current, now)
+            }
+            Verdict::Rotate => {
+                let user = User::find(conn, session.user_id)?.ok_or(ApiError::InvalidToken)?;
+                rotate(conn, issuer, &user, &session, &row, now)
+            }
+        }
+    })
+}
+
+fn rotate(
+    conn: &mut PgConnection,
+    issuer: &TokenIssuer,
+    user: &User,
+    session: &Session,
+    spent: &RefreshToken,
+    now: DateTime<Utc>,
+) -> Result<ReissueOutcome, ApiError> {
+    RefreshToken::mark_spent(conn, spent.id, now)?;
+    let minted = issuer.mint_refresh(user, session, now);
+    minted.row(session.id).insert(conn)?;
+    Session::touch(conn, session.id, now)?;
+    let pair = issuer.pair(user, session, minted.token, minted.expires_at, now);
+    Ok(ReissueOutcome::Issued(pair))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn session() -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            created_at: t(0),
+            last_used_at: t(0),
+            expires_at: t(1000),
+            revoked_at: None,
+            revoked_reason: None,
+            user_agent: None,
+            ip: None,
+        }
+    }
+
+    fn row() -> RefreshToken {
+        RefreshToken {
+            id: Uuid::new_v4(),
+            session_id: Uuid::new_v4(),
+            token_hash: vec![0; 32],
+            issued_at: t(0),
+            expires_at: t(100),
+            spent_at: None,
+            revoked_at: None,
+        }
+    }
+
+    const NO_GRACE: Duration = Duration::zero();
+    const ALIVE: AccessEvidence = AccessEvidence::SameSession { expired: false };
+    const DEAD: AccessEvidence = AccessEvidence::SameSession { expired: true };
+
+    #[test]
+    fn a_current_unexpired_token_rotates() {
+        for access in [AccessEvidence::Absent, ALIVE, DEAD] {
+            assert_eq!(
+                judge(&session(), &row(), false, access, t(10), NO_GRACE),
+                Verdict::Rotate
+            );
+        }
+    }
+
+    #[test]
+    fn the_four_expiry_cases() {
+        // Both expired.
+        assert_eq!(
+            judge(&session(), &row(), true, DEAD, t(200), NO_GRACE),
+            Verdict::Expired
+        );
+        assert_eq!(
+            judge(
+                &session(),
+                &row(),
+                true,
+                AccessEvidence::Absent,
+                t(200),
+                NO_GRACE
+            ),
+            Verdict::Expired
+        );
+        // Access expired, refresh valid.
+        assert_eq!(
+            judge(&session(), &row(), false, DEAD, t(50), NO_GRACE),
+            Verdict::Rotate
+        );
+        // Access valid, refresh expired: renewed.
+        assert_eq!(
+            judge(&session(), &row(), true, ALIVE, t(200), NO_GRACE),
+            Verdict::Rotate
+        );
+        // Both valid.
+        assert_eq!(
+            judge(&session(), &row(), false, ALIVE, t(50), NO_GRACE),
+            Verdict::Rotate
+        );
+    }
+
+    #[test]
+    fn no_renewal_past_the_session_lifetime() {
+        assert_eq!(
+            judge(&session(), &row(), true, ALIVE, t(1000), NO_GRACE),
+            Verdict::Expired
+        );
+        assert_eq!(
+            judge(&session(), &row(), false, ALIVE, t(1000), NO_GRACE),
+            Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn a_spent_token_is_reuse_after_the_grace_and_a_repeat_within_it() {
+        let mut spent = row();
+        spent.spent_at = Some(t(10));
+        let grace = Duration::seconds(5);
+        assert_eq!(
+            judge(
+                &session(),
+                &spent,
+                false,
+                AccessEvidence::Absent,
+                t(10),
+                NO_GRACE
+            ),
+            Verdict::Reused
+        );
+        assert_eq!(
+            judge(
+                &session(),
+                &spent,
+                false,
+                AccessEvidence::Absent,
+                t(14),
+                grace
+            ),
+            Verdict::RepeatWithinGrace
+        );
+        assert_eq!(
+            judge(
+                &session(),
+                &spent,
+                false,
+                AccessEvidence::Absent,
+                t(15),
+                grace
+            ),
+            Verdict::Reused
+        );
+        assert_eq!(
+            judge(
+                &session(),
+                &spent,
+                true,
+                AccessEvidence::Absent,
+                t(150),
+                grace
+            ),
+            Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn revocation_wins_over_everything() {
+        let mut revoked = session();
+        revoked.revoked_at = Some(t(5));
+        let mut spent = row();
+        spent.spent_at = Some(t(1));
+        assert_eq!(
+            judge(
+                &revoked,
+                &spent,
+                false,
+                AccessEvidence::Mismatch,
+                t(10),
+                NO_GRACE
+            ),
+            Verdict::Revoked
+        );
+    }
+
+    #[test]
+    fn a_foreign_access_token_is_a_mismatch() {
+        assert_eq!(
+            judge(
+                &session(),
+                &row(),
+                false,
+                AccessEvidence::Mismatch,
+                t(10),
+                NO_GRACE
+            ),
+            Verdict::PairMismatch
+        );
+    }
+}
