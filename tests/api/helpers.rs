@@ -1,0 +1,305 @@
+//! The test harness: every test gets its own database on the PostgreSQL
+
+// Not every test file uses every helper.
+#![allow(dead_code)]
+//! that `DATABASE_URL` points at (scripts/test.sh starts one), and the real
+//! application bound to port 0, built through `Application::build` exactly
+//! as `authgate serve` builds it.
+
+use std::path::Path;
+
+use authgate::config::Settings;
+use authgate::startup::Application;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub address: String,
+    pub db_url: String,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+}
+
+/// A token pair as the API returns it.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+    pub json: Value,
+}
+
+impl Pair {
+    pub fn from_json(json: Value) -> Pair {
+        Pair {
+            access: json["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: json["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+            session_id: json["session_id"].as_str().expect("session_id").to_owned(),
+            json,
+        }
+    }
+}
+
+fn base_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL is unset: run the tests through scripts/test.sh")
+}
+
+/// The URL of another database on the same server.
+fn with_database(url: &str, name: &str) -> String {
+    let (head, _) = url.rsplit_once('/').expect("DATABASE_URL has a path");
+    format!("{head}/{name}")
+}
+
+/// Settings as the test environment loads them (config/test.toml: cheap
+/// bcrypt), for the given database, on a free port.
+pub fn test_settings(db_url: &str) -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let db_url = db_url.to_owned();
+    let mut settings = Settings::load_from(&dir, |key| match key {
+        "AUTHGATE_ENV" => Some("test".to_owned()),
+        "DATABASE_URL" => Some(db_url.clone()),
+        _ => None,
+    })
+    .expect("test settings load");
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Creates a fresh database, lets the test adjust the settings, and starts
+/// the application on it.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let name = format!("authgate_test_{}", Uuid::new_v4().simple());
+    let base = base_url();
+    let db_url = with_database(&base, &name);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&base).expect("connect to the test server");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create the test database");
+    })
+    .await
+    .unwrap();
+    let mut settings = test_settings(&db_url);
+    tweak(&mut settings);
+    start(settings).await
+}
+
+/// Starts the application with these settings (a second instance on the
+/// same database, say).
+pub async fn start(settings: Settings) -> TestApp {
+    settings
+        .validate(Some("test"))
+        .expect("valid test settings");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        db_url: settings.database.url.clone(),
+        settings,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A direct connection to this test's database, for looking at rows.
+    pub fn db(&self) -> PgConnection {
+        PgConnection::establish(&self.db_url).expect("connect to the test database")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_with(&self, path: &str, access: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_with(&self, path: &str, access: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/signup",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/login",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs a new user up and returns their email.
+    pub async fn new_user(&self) -> String {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        let response = self.signup(&email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        email
+    }
+
+    pub async fn login_ok(&self, email: &str) -> Pair {
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "login of {email}");
+        Pair::from_json(response.json().await.unwrap())
+    }
+
+    /// A new user, logged in once.
+    pub async fn logged_in(&self) -> (String, Pair) {
+        let email = self.new_user().await;
+        let pair = self.login_ok(&email).await;
+        (email, pair)
+    }
+
+    pub async fn me(&self, access: &str) -> Response {
+        self.get_with("/auth/me", access).await
+    }
+
+    /// Reissue with the refresh token in the body.
+    pub async fn reissue(&self, refresh: &str) -> Response {
+        self.post_json("/auth/reissue", &json!({ "refresh_token": refresh }))
+            .await
+    }
+
+    /// Reissue with the refresh token in the body and an access token beside it.
+    pub async fn reissue_with_access(&self, refresh: &str, access: &str) -> Response {
+        self.client
+            .post(self.url("/auth/reissue"))
+            .bearer_auth(access)
+            .json(&json!({ "refresh_token": refresh }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn reissue_ok(&self, refresh: &str) -> Pair {
+        let response = self.reissue(refresh).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        Pair::from_json(response.json().await.unwrap())
+    }
+}
+
+/// Asserts the status and the spec's error body, and returns the response's
+/// headers for further checks.
+pub async fn assert_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+) -> reqwest::header::HeaderMap {
+    assert_eq!(response.status(), status, "status for {code}");
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], code, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "only error and message: {body}"
+    );
+    headers
+}
+
+/// Asserts a 401 with an RFC 6750 `invalid_token` challenge.
+pub async fn assert_unauthorized(response: Response, code: &str) {
+    let headers = assert_error(response, StatusCode::UNAUTHORIZED, code).await;
+    let challenge = headers
+        .get("www-authenticate")
+        .expect("WWW-Authenticate")
+        .to_str()
+        .unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
+}
+
+/// The payload of a JWT, decoded without verification.
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64url_decode(payload)).expect("JSON claims")
+}
+
+pub fn base64url_decode(input: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url"),
+        }
+    };
+    let mut out = Vec::new();
+    for chunk in input.as_bytes().chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | (value(c) << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
