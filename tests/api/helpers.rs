@@ -1,10 +1,10 @@
 //! The test harness: every test gets its own database on the PostgreSQL
-
-// Not every test file uses every helper.
-#![allow(dead_code)]
 //! that `DATABASE_URL` points at (scripts/test.sh starts one), and the real
 //! application bound to port 0, built through `Application::build` exactly
 //! as `authgate serve` builds it.
+
+// Not every test file uses every helper.
+#![allow(dead_code)]
 
 use std::path::Path;
 
