@@ -4,3 +4,8 @@
 mod helpers;
 
 mod health;
+mod login;
+mod me;
+mod reissue;
+mod signup;
+mod theft;
