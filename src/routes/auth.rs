@@ -201,16 +201,15 @@ pub async fn reissue(
     let hash = TokenHash::of(&refresh);
     let issuer = state.issuer.clone();
     let grace = state.reuse_grace;
-    let now = Utc::now();
     let outcome = run_blocking(&state.pool, move |conn| {
-        sessions::reissue(conn, &issuer, &claims, &hash, evidence, now, grace)
+        sessions::reissue(conn, &issuer, &claims, &hash, evidence, grace)
     })
     .await?;
     match outcome {
         ReissueOutcome::Issued(pair) => Ok(tokens(pair)),
         ReissueOutcome::Refused { error, revoked } => {
             for id in revoked {
-                state.revoked.insert(id, now);
+                state.revoked.insert(id, Utc::now());
             }
             Err(error)
         }

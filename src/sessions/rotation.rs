@@ -64,7 +64,7 @@ pub fn judge(
         return if refresh_expired {
             // Too old to be worth a theft alarm: nothing can be done with it.
             Verdict::Expired
-        } else if now < spent_at + grace {
+        } else if grace > Duration::zero() && now < spent_at + grace {
             Verdict::RepeatWithinGrace
         } else {
             Verdict::Reused
@@ -84,15 +84,16 @@ pub enum ReissueOutcome {
 }
 
 /// Carries out a reissue in one transaction. The session row is locked first,
-/// so concurrent reissues of one session run one after the other; a pair is
-/// returned only once its row is committed.
+/// so concurrent reissues of one session run one after the other, and the
+/// clock is read only after the lock, so that a request that waited never
+/// sees a time before the rotation it waited for. A pair is returned only
+/// once its row is committed.
 pub fn reissue(
     conn: &mut PgConnection,
     issuer: &TokenIssuer,
     claims: &Claims,
     presented: &TokenHash,
     access: AccessEvidence,
-    now: DateTime<Utc>,
     grace: Duration,
 ) -> Result<ReissueOutcome, ApiError> {
     let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
@@ -108,6 +109,7 @@ pub fn reissue(
         let Some(session) = Session::find_for_update(conn, session_id)? else {
             return refuse(ApiError::InvalidToken);
         };
+        let now = Utc::now();
         let row = RefreshToken::find_by_hash(conn, presented)?;
         let Some(row) = row.filter(|r| r.session_id == session.id && session.user_id == user_id)
         else {
@@ -320,6 +322,24 @@ mod tests {
                 grace
             ),
             Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn without_grace_a_spent_token_is_reuse_even_a_moment_before_its_rotation() {
+        // A request that read the clock before the rotation it waited for.
+        let mut spent = row();
+        spent.spent_at = Some(t(10));
+        assert_eq!(
+            judge(
+                &session(),
+                &spent,
+                false,
+                AccessEvidence::Absent,
+                t(9),
+                NO_GRACE
+            ),
+            Verdict::Reused
         );
     }
 

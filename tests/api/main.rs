@@ -3,9 +3,12 @@
 
 mod helpers;
 
+mod admin;
 mod health;
 mod login;
+mod logout;
 mod me;
 mod reissue;
+mod sessions;
 mod signup;
 mod theft;
