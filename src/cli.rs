@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 use crate::db;
 use crate::startup::Application;
-use crate::users::{normalize_email, User};
+use crate::users::{canonical_email, normalize_email, User};
 
 #[derive(Debug, Parser)]
 #[command(name = "authgate", version, about = "A self-hosted JWT token server")]
@@ -58,8 +58,12 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             action: AdminAction::Grant { email },
         } => {
             let email = normalize_email(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let user = User::grant_role(&mut db::connect(&settings.database)?, &email, "admin")?
-                .with_context(|| format!("no user has the email {email}"))?;
+            let user = User::grant_role(
+                &mut db::connect(&settings.database)?,
+                &canonical_email(&email),
+                "admin",
+            )?
+            .with_context(|| format!("no user has the email {email}"))?;
             println!("granted admin to {} ({})", user.email, user.id);
         }
     }

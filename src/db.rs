@@ -25,6 +25,9 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, diesel::r2d2::P
         .max_size(settings.pool_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        // Failures surface as 503s (logged once there) and as start-up's
+        // one-line error; r2d2's own handler would log each attempt again.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .build(manager)
 }
 

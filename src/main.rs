@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("authgate: {err:#}");
+            // One line, whatever the cause (libpq's messages span several).
+            let message = format!("{err:#}");
+            eprintln!(
+                "authgate: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
             ExitCode::FAILURE
         }
     }

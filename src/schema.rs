@@ -30,6 +30,7 @@ diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
+        email_canonical -> Text,
         password_hash -> Text,
         roles -> Array<Text>,
         created_at -> Timestamptz,

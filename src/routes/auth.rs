@@ -13,7 +13,9 @@ use crate::error::ApiError;
 use crate::sessions::{self, AccessEvidence, Device, ReissueOutcome, RevokeReason, TokenPair};
 use crate::startup::AppState;
 use crate::tokens::{TokenHash, TokenKind};
-use crate::users::{normalize_email, validate_password, Credentials, NewUser, User};
+use crate::users::{
+    canonical_email, normalize_email, validate_password, Credentials, NewUser, User,
+};
 
 /// Longest User-Agent kept on a session.
 const MAX_USER_AGENT_CHARS: usize = 512;
@@ -59,6 +61,7 @@ pub async fn signup(
     let user = run_blocking(&state.pool, move |conn| {
         let new = NewUser {
             email: &email,
+            email_canonical: &canonical_email(&email),
             password_hash: &password_hash,
         };
         new.insert(conn).map_err(|err| match err {
@@ -86,7 +89,7 @@ pub async fn login(
     let ip = req.peer_addr().map(|a| a.ip().to_string());
     state.limiter.check(&email, ip.as_deref())?;
 
-    let lookup = email.clone();
+    let lookup = canonical_email(&email);
     let user = run_blocking(&state.pool, move |conn| {
         Ok(User::find_by_email(conn, &lookup)?)
     })

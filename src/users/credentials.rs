@@ -45,6 +45,12 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The form under which emails are compared: Unicode lower case of the
+/// trimmed, validated email.
+pub fn canonical_email(email: &str) -> String {
+    email.to_lowercase()
+}
+
 /// At least 8 characters, and at most 72 bytes (bcrypt ignores the rest, so a
 /// longer password would be silently truncated).
 pub fn validate_password(password: &str) -> Result<(), ApiError> {
@@ -71,6 +77,15 @@ mod tests {
             normalize_email("  Ann@Example.org \n").unwrap(),
             "Ann@Example.org"
         );
+    }
+
+    #[test]
+    fn canonical_emails_fold_unicode_case() {
+        assert_eq!(
+            canonical_email("ÜNÏ@EXÄMPLE.ORG"),
+            canonical_email("ünï@exämple.org")
+        );
+        assert_eq!(canonical_email("Ann@Example.org"), "ann@example.org");
     }
 
     #[test]

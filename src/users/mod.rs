@@ -4,6 +4,6 @@ mod credentials;
 mod model;
 mod password;
 
-pub use credentials::{normalize_email, validate_password, Credentials};
+pub use credentials::{canonical_email, normalize_email, validate_password, Credentials};
 pub use model::{NewUser, User};
 pub use password::PasswordHasher;

@@ -6,13 +6,12 @@ use uuid::Uuid;
 
 use crate::schema::users;
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     pub id: Uuid,
     pub email: String,
+    pub email_canonical: String,
     pub password_hash: String,
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -23,6 +22,7 @@ pub struct User {
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
     pub email: &'a str,
+    pub email_canonical: &'a str,
     pub password_hash: &'a str,
 }
 
@@ -38,11 +38,10 @@ impl NewUser<'_> {
 }
 
 impl User {
-    /// Finds a user by email, case-insensitively (served by the index on
-    /// `lower(email)`).
-    pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+    /// Finds a user by canonical email (see [`canonical_email`]).
+    pub fn find_by_email(conn: &mut PgConnection, canonical: &str) -> QueryResult<Option<User>> {
         users::table
-            .filter(lower(users::email).eq(lower(email)))
+            .filter(users::email_canonical.eq(canonical))
             .select(User::as_select())
             .first(conn)
             .optional()
@@ -57,15 +56,15 @@ impl User {
     }
 
     /// Adds a role unless the user has it already. Returns the user, or None
-    /// when no user has that email.
+    /// when no user has that (canonical) email.
     pub fn grant_role(
         conn: &mut PgConnection,
-        email: &str,
+        canonical: &str,
         role: &str,
     ) -> QueryResult<Option<User>> {
         conn.transaction(|conn| {
             let Some(user) = users::table
-                .filter(lower(users::email).eq(lower(email)))
+                .filter(users::email_canonical.eq(canonical))
                 .select(User::as_select())
                 .for_update()
                 .first(conn)

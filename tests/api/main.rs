@@ -4,11 +4,15 @@
 mod helpers;
 
 mod admin;
+mod bad_input;
 mod health;
 mod login;
 mod logout;
 mod me;
+mod outage;
 mod reissue;
+mod revocation;
 mod sessions;
 mod signup;
+mod startup;
 mod theft;
