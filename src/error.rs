@@ -166,6 +166,12 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+impl From<crate::tokens::TokenError> for ApiError {
+    fn from(_: crate::tokens::TokenError) -> ApiError {
+        ApiError::InvalidToken
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(err: actix_web::error::BlockingError) -> ApiError {
         ApiError::Internal(anyhow::anyhow!("blocking task failed: {err}"))

@@ -193,8 +193,7 @@ pub async fn reissue(
     let claims = state
         .issuer
         .keys()
-        .verify(&refresh, TokenKind::Refresh)
-        .map_err(|_| ApiError::InvalidToken)?
+        .verify(&refresh, TokenKind::Refresh)?
         .claims;
     let evidence = if from_body {
         access_evidence(&req, &state, &refresh, &claims.sid)
@@ -237,8 +236,7 @@ pub async fn logout(
         let claims = state
             .issuer
             .keys()
-            .verify(&refresh, TokenKind::Refresh)
-            .map_err(|_| ApiError::InvalidToken)?
+            .verify(&refresh, TokenKind::Refresh)?
             .claims;
         let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
         let hash = TokenHash::of(&refresh);

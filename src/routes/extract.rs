@@ -109,12 +109,7 @@ impl Authenticated {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by startup");
         let token = bearer_token(req)?.ok_or(ApiError::MissingToken)?;
-        let claims = state
-            .issuer
-            .keys()
-            .verify(token, TokenKind::Access)
-            .map_err(|_| ApiError::InvalidToken)?
-            .claims;
+        let claims = state.issuer.keys().verify(token, TokenKind::Access)?.claims;
         if claims.is_expired_at(chrono::Utc::now().timestamp()) {
             return Err(ApiError::TokenExpired);
         }

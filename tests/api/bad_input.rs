@@ -25,14 +25,7 @@ async fn malformed_json_is_400_invalid_request() {
             "{\"refresh_token\": \"a\"",
             "true",
         ] {
-            let response = app
-                .client
-                .post(app.url(path))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let response = app.post_raw(path, Some("application/json"), body).await;
             assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
         }
     }
@@ -48,14 +41,8 @@ async fn a_wrong_content_type_is_400_invalid_request() {
             Some("application/x-www-form-urlencoded"),
             Some("garbage"),
         ] {
-            let mut request = app
-                .client
-                .post(app.url(path))
-                .body(r#"{"email":"a@example.org","password":"12345678","refresh_token":"x"}"#);
-            if let Some(ct) = content_type {
-                request = request.header("content-type", ct);
-            }
-            let response = request.send().await.unwrap();
+            let body = r#"{"email":"a@example.org","password":"12345678","refresh_token":"x"}"#;
+            let response = app.post_raw(path, content_type, body).await;
             assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
         }
     }
@@ -70,13 +57,8 @@ async fn a_body_over_64_kib_is_413_invalid_request() {
     );
     for path in JSON_PATHS {
         let response = app
-            .client
-            .post(app.url(path))
-            .header("content-type", "application/json")
-            .body(big.clone())
-            .send()
-            .await
-            .unwrap();
+            .post_raw(path, Some("application/json"), big.clone())
+            .await;
         assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
     }
 }
@@ -88,13 +70,8 @@ async fn a_chunked_body_over_64_kib_is_413_invalid_request() {
         (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let response = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/auth/login", Some("application/json"), body)
+        .await;
     assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
 }
 
@@ -104,13 +81,8 @@ async fn a_body_of_exactly_64_kib_is_read() {
     let mut body = br#"{"email":"a@example.org","password":"wrong password"}"#.to_vec();
     body.resize(64 * 1024, b' ');
     let response = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/auth/login", Some("application/json"), body)
+        .await;
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 }
 

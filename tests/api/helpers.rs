@@ -141,6 +141,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// POSTs a body as is, with the given content type (or none).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn get_with(&self, path: &str, access: &str) -> Response {
         self.client
             .get(self.url(path))
@@ -245,6 +259,13 @@ pub async fn assert_error(
         "only error and message: {body}"
     );
     headers
+}
+
+/// Asserts the 401 for a missing or malformed Authorization header: the
+/// bare `WWW-Authenticate: Bearer` challenge of RFC 6750 §3.1.
+pub async fn assert_bare_challenge(response: Response) {
+    let headers = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
 }
 
 /// Asserts a 401 with an RFC 6750 `invalid_token` challenge.

@@ -2,7 +2,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    assert_error, assert_unauthorized, base64url_encode, claims_of, spawn_app, spawn_app_with,
+    assert_bare_challenge, assert_error, assert_unauthorized, base64url_encode, claims_of,
+    spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
@@ -24,8 +25,7 @@ async fn me_returns_the_caller() {
 async fn me_without_authorization_is_401_with_a_bare_bearer_challenge() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/auth/me")).send().await.unwrap();
-    let headers = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+    assert_bare_challenge(response).await;
 }
 
 #[tokio::test]
