@@ -1,4 +1,4 @@
-//! The subcommands: `serve` (default), `migrate`, `admin grant EMAIL`.
+//! The subcommands: `serve` (default), `migrate`, `sweep`, `admin grant EMAIL`.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 use crate::db;
 use crate::startup::Application;
+use crate::sweeper::{self, PassOutcome};
 use crate::users::{canonical_email, normalize_email, User};
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,12 @@ pub enum Command {
     Serve,
     /// Run pending migrations and exit.
     Migrate,
+    /// Run one sweeper pass (for cron): prints one line with what it removed.
+    Sweep {
+        /// Count what a pass would remove, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Administrative actions.
     Admin {
         #[command(subcommand)]
@@ -53,6 +60,14 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let applied = db::run_migrations(&mut db::connect(&settings.database)?)?;
             println!("migrations applied={applied}");
+        }
+        Command::Sweep { dry_run } => {
+            let mut conn = db::connect(&settings.database)?;
+            match sweeper::run_pass(&mut conn, &settings.sweeper, dry_run)? {
+                PassOutcome::Done(report) if dry_run => println!("dry-run {report}"),
+                PassOutcome::Done(report) => println!("{report}"),
+                PassOutcome::Skipped => println!("skipped: another sweeper pass is running"),
+            }
         }
         Command::Admin {
             action: AdminAction::Grant { email },

@@ -12,10 +12,13 @@ use chrono::Utc;
 
 use crate::config::Settings;
 use crate::db::{self, DbPool};
+use crate::metrics::GaugeCache;
 use crate::ratelimit::LoginLimiter;
 use crate::routes;
 use crate::sessions::{spawn_listener, RevokedSessions, TokenIssuer};
+use crate::sweeper::{self, SweeperStats};
 use crate::users::PasswordHasher;
+use tokio_cron_scheduler::JobScheduler;
 
 /// What every handler shares.
 pub struct AppState {
@@ -27,11 +30,15 @@ pub struct AppState {
     pub reuse_grace: chrono::Duration,
     pub max_lifetime: chrono::Duration,
     pub max_per_user: u32,
+    pub sweeper: Arc<SweeperStats>,
+    pub gauges: GaugeCache,
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    // Kept so that the schedule lives as long as the server.
+    _scheduler: Option<JobScheduler>,
 }
 
 fn seconds(secs: u64) -> chrono::Duration {
@@ -59,6 +66,10 @@ impl Application {
         .await??;
         spawn_listener(settings.database.url.clone(), &revoked)?;
 
+        let sweeper = Arc::new(SweeperStats::default());
+        let scheduler =
+            sweeper::start_schedule(pool.clone(), settings.sweeper.clone(), sweeper.clone())
+                .await?;
         let state = web::Data::new(AppState {
             pool,
             issuer: TokenIssuer::new(&settings.jwt),
@@ -68,6 +79,8 @@ impl Application {
             reuse_grace: seconds(settings.sessions.reuse_grace_secs),
             max_lifetime: seconds(settings.sessions.max_lifetime_secs),
             max_per_user: settings.sessions.max_per_user,
+            sweeper,
+            gauges: GaugeCache::default(),
         });
 
         let listener = TcpListener::bind(&settings.server.bind)
@@ -92,6 +105,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            _scheduler: scheduler,
         })
     }
 

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod extract;
 mod health;
+mod metrics;
 mod sessions;
 
 use actix_web::{web, HttpResponse, Resource};
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(admin::revoke_sessions)),
         )
         .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)));
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)));
 }
 
 /// Unknown paths: 404 `not_found`.
