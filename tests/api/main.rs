@@ -15,4 +15,5 @@ mod revocation;
 mod sessions;
 mod signup;
 mod startup;
+mod sweeper;
 mod theft;
