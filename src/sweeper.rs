@@ -76,30 +76,30 @@ struct Count {
 }
 
 /// Deletes one batch of expired rows, oldest first, through
-/// `refresh_tokens_expires_at_idx`.
+/// `refresh_tokens_expires_at_idx`. `id = ANY(ARRAY(…))` makes each deletion
+/// a primary-key look-up; a join (`USING`, `IN`) lets the planner pick a
+/// hash join with a sequential scan of the whole table instead.
 const DELETE_EXPIRED: &str = "
-    WITH doomed AS (
-        SELECT id FROM refresh_tokens
-         WHERE expires_at <= now()
-         ORDER BY expires_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED)
-    DELETE FROM refresh_tokens r USING doomed
-     WHERE r.id = doomed.id
-    RETURNING r.session_id";
+    DELETE FROM refresh_tokens
+     WHERE id = ANY (ARRAY(
+           SELECT id FROM refresh_tokens
+            WHERE expires_at <= now()
+            ORDER BY expires_at
+            LIMIT $1
+              FOR UPDATE SKIP LOCKED))
+    RETURNING session_id";
 
 /// Deletes one batch of revoked rows past the retention, through the partial
 /// `refresh_tokens_revoked_at_idx`.
 const DELETE_REVOKED: &str = "
-    WITH doomed AS (
-        SELECT id FROM refresh_tokens
-         WHERE revoked_at <= now() - make_interval(secs => $2)
-         ORDER BY revoked_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED)
-    DELETE FROM refresh_tokens r USING doomed
-     WHERE r.id = doomed.id
-    RETURNING r.session_id";
+    DELETE FROM refresh_tokens
+     WHERE id = ANY (ARRAY(
+           SELECT id FROM refresh_tokens
+            WHERE revoked_at <= now() - make_interval(secs => $2)
+            ORDER BY revoked_at
+            LIMIT $1
+              FOR UPDATE SKIP LOCKED))
+    RETURNING session_id";
 
 /// Deletes the given sessions that have no rows left (a primary-key look-up
 /// each, and an index probe of `refresh_tokens_session_id_idx`).
@@ -112,14 +112,13 @@ const DELETE_EMPTIED_SESSIONS: &str = "
 /// expired by then, go with them), through `sessions_expires_at_idx`.
 /// Catches sessions that a failed pass emptied but did not delete.
 const DELETE_ENDED_SESSIONS: &str = "
-    WITH doomed AS (
-        SELECT id FROM sessions
-         WHERE expires_at <= now()
-         ORDER BY expires_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED)
-    DELETE FROM sessions s USING doomed
-     WHERE s.id = doomed.id";
+    DELETE FROM sessions
+     WHERE id = ANY (ARRAY(
+           SELECT id FROM sessions
+            WHERE expires_at <= now()
+            ORDER BY expires_at
+            LIMIT $1
+              FOR UPDATE SKIP LOCKED))";
 
 /// Runs one pass on this connection. With `dry_run`, counts what a pass
 /// would remove and deletes nothing.
