@@ -79,6 +79,9 @@ pub struct SweeperSettings {
     pub schedule: String,
     pub batch_size: u32,
     pub revoked_retention_secs: u64,
+    /// Pause between two batches, in milliseconds: throttles the pass's
+    /// CPU and WAL so that requests beside it keep their latency.
+    pub batch_pause_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +214,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("sweeper", "schedule"),
     ("sweeper", "batch_size"),
     ("sweeper", "revoked_retention_secs"),
+    ("sweeper", "batch_pause_ms"),
     ("ratelimit", "login_failures_per_email"),
     ("ratelimit", "login_failures_per_ip"),
     ("ratelimit", "window_secs"),

@@ -140,7 +140,9 @@ pub fn run_pass(
     } else {
         sweep(conn, settings)
     };
-    // A lost connection drops the lock with it, so an error here is moot.
+    // A lost connection drops the lock and the setting with it, so errors
+    // here are moot; a pooled connection must not keep either.
+    let _ = diesel::sql_query("RESET synchronous_commit").execute(conn);
     let _ = diesel::sql_query("SELECT pg_advisory_unlock($1) AS flag")
         .bind::<BigInt, _>(LOCK_KEY)
         .get_result::<Flag>(conn);
@@ -160,7 +162,12 @@ fn retention_secs(settings: &SweeperSettings) -> f64 {
 
 fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<SweepReport> {
     let batch = batch_size(settings);
+    let pause = Duration::from_millis(settings.batch_pause_ms);
     let mut report = SweepReport::default();
+    // A delete lost in a crash is redone by the next pass, so the batches
+    // need not wait for their WAL to reach disk, and do not queue behind
+    // (or in front of) the commits of logins and reissues.
+    diesel::sql_query("SET synchronous_commit TO off").execute(conn)?;
     let mut emptied: HashSet<Uuid> = HashSet::new();
 
     loop {
@@ -172,6 +179,7 @@ fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<
         if (rows.len() as i64) < batch {
             break;
         }
+        std::thread::sleep(pause);
     }
     loop {
         let rows: Vec<SessionId> = diesel::sql_query(DELETE_REVOKED)
@@ -183,6 +191,7 @@ fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<
         if (rows.len() as i64) < batch {
             break;
         }
+        std::thread::sleep(pause);
     }
     let candidates: Vec<Uuid> = emptied.into_iter().collect();
     for chunk in candidates.chunks(batch as usize) {

@@ -16,6 +16,7 @@ fn settings(batch_size: u32, retention_secs: u64) -> SweeperSettings {
         schedule: "0 0 0 1 1 *".into(),
         batch_size,
         revoked_retention_secs: retention_secs,
+        batch_pause_ms: 1,
     }
 }
 
