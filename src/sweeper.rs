@@ -170,29 +170,17 @@ fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<
     diesel::sql_query("SET synchronous_commit TO off").execute(conn)?;
     let mut emptied: HashSet<Uuid> = HashSet::new();
 
-    loop {
-        let rows: Vec<SessionId> = diesel::sql_query(DELETE_EXPIRED)
+    report.expired = drain(conn, batch, pause, &mut emptied, |conn| {
+        diesel::sql_query(DELETE_EXPIRED)
             .bind::<BigInt, _>(batch)
-            .load(conn)?;
-        report.expired += rows.len() as u64;
-        emptied.extend(rows.iter().map(|r| r.session_id));
-        if (rows.len() as i64) < batch {
-            break;
-        }
-        std::thread::sleep(pause);
-    }
-    loop {
-        let rows: Vec<SessionId> = diesel::sql_query(DELETE_REVOKED)
+            .load(conn)
+    })?;
+    report.revoked = drain(conn, batch, pause, &mut emptied, |conn| {
+        diesel::sql_query(DELETE_REVOKED)
             .bind::<BigInt, _>(batch)
             .bind::<diesel::sql_types::Double, _>(retention_secs(settings))
-            .load(conn)?;
-        report.revoked += rows.len() as u64;
-        emptied.extend(rows.iter().map(|r| r.session_id));
-        if (rows.len() as i64) < batch {
-            break;
-        }
-        std::thread::sleep(pause);
-    }
+            .load(conn)
+    })?;
     let candidates: Vec<Uuid> = emptied.into_iter().collect();
     for chunk in candidates.chunks(batch as usize) {
         report.sessions += diesel::sql_query(DELETE_EMPTIED_SESSIONS)
@@ -209,6 +197,28 @@ fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<
         }
     }
     Ok(report)
+}
+
+/// Runs one batch `delete` after another, pausing between them, until a
+/// batch comes back short. Returns how many rows went, and notes the
+/// sessions they belonged to.
+fn drain(
+    conn: &mut PgConnection,
+    batch: i64,
+    pause: Duration,
+    emptied: &mut HashSet<Uuid>,
+    mut delete: impl FnMut(&mut PgConnection) -> QueryResult<Vec<SessionId>>,
+) -> QueryResult<u64> {
+    let mut total = 0;
+    loop {
+        let rows = delete(conn)?;
+        total += rows.len() as u64;
+        emptied.extend(rows.iter().map(|r| r.session_id));
+        if (rows.len() as i64) < batch {
+            return Ok(total);
+        }
+        std::thread::sleep(pause);
+    }
 }
 
 /// What a pass would remove, counted without deleting.
