@@ -23,4 +23,10 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked --all-targets
+cargo test --locked 2>&1 | tee "${TMPDIR:-/tmp}/authgate-test-output.$$"
+status=${PIPESTATUS[0]}
+# One plain closing line with the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/authgate-test-output.$$"
+rm -f "${TMPDIR:-/tmp}/authgate-test-output.$$"
+exit "$status"
