@@ -116,7 +116,7 @@ async fn force_logout_is_403_forbidden_for_everyone_else() {
     .await;
     assert_eq!(app.me(&victim.access).await.status(), StatusCode::OK);
     // Unauthenticated: 401, before the id is looked at.
-    let response = app.client.post(app.url(&path)).send().await.unwrap();
+    let response = app.post(&path).await;
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 

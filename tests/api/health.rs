@@ -5,26 +5,21 @@ use crate::helpers::{assert_error, spawn_app};
 #[tokio::test]
 async fn healthz_answers_200() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let response = app.get("/healthz").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn readyz_answers_200_when_postgresql_answers() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let response = app.get("/readyz").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn an_unknown_path_is_404_not_found() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/no/such/path"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/no/such/path").await;
     assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
 }
 

@@ -141,6 +141,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A GET with no credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A POST with no body and no credentials.
+    pub async fn post(&self, path: &str) -> Response {
+        self.client.post(self.url(path)).send().await.unwrap()
+    }
+
     /// POSTs a body as is, with the given content type (or none).
     pub async fn post_raw(
         &self,

@@ -44,12 +44,7 @@ async fn logout_ends_only_its_own_session() {
 #[tokio::test]
 async fn logout_without_any_token_is_401() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/auth/logout").await;
     assert_bare_challenge(response).await;
 }
 
@@ -113,11 +108,6 @@ async fn logout_all_ends_every_session_of_the_caller_only() {
 #[tokio::test]
 async fn logout_all_without_a_token_is_401() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/auth/logout-all"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/auth/logout-all").await;
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }

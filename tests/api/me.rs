@@ -24,7 +24,7 @@ async fn me_returns_the_caller() {
 #[tokio::test]
 async fn me_without_authorization_is_401_with_a_bare_bearer_challenge() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/auth/me")).send().await.unwrap();
+    let response = app.get("/auth/me").await;
     assert_bare_challenge(response).await;
 }
 

@@ -64,27 +64,13 @@ async fn without_postgresql_requests_get_503_within_2_seconds_and_recover() {
     }
     // What needs no database keeps working.
     assert_eq!(app.me(&pair.access).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 
     tokio::task::block_in_place(bring_back);
 
     let started = Instant::now();
     loop {
-        let status = app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = app.get("/readyz").await.status();
         if status == StatusCode::OK {
             break;
         }

@@ -104,12 +104,7 @@ async fn reissue_refuses_garbage_and_forged_tokens() {
 #[tokio::test]
 async fn reissue_without_any_token_is_401() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/auth/reissue"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/auth/reissue").await;
     assert_bare_challenge(response).await;
 }
 

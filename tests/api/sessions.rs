@@ -63,12 +63,7 @@ async fn sessions_leaves_out_ended_sessions() {
 #[tokio::test]
 async fn sessions_without_a_token_is_401() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/auth/sessions"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/auth/sessions").await;
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 

@@ -273,15 +273,7 @@ async fn the_schedule_runs_passes_inside_serve_and_metrics_count_them() {
 
     let started = std::time::Instant::now();
     let text = loop {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.get("/metrics").await.text().await.unwrap();
         if text.contains("authgate_sweeper_rows_swept_total{reason=\"expired\"} 1") {
             break text;
         }
@@ -319,7 +311,7 @@ async fn metrics_show_refresh_tokens_by_state() {
     let (_, old) = app.logged_in().await;
     age_tokens(&app, &old.session_id, TWO_WEEKS);
 
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get("/metrics").await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"]
