@@ -213,6 +213,17 @@ mod tests {
         }
     }
 
+    /// The verdict for a live session (`session()`) at `t(at)`.
+    fn verdict(
+        row: &RefreshToken,
+        refresh_expired: bool,
+        access: AccessEvidence,
+        at: i64,
+        grace: Duration,
+    ) -> Verdict {
+        judge(&session(), row, refresh_expired, access, t(at), grace)
+    }
+
     const NO_GRACE: Duration = Duration::zero();
     const ALIVE: AccessEvidence = AccessEvidence::SameSession { expired: false };
     const DEAD: AccessEvidence = AccessEvidence::SameSession { expired: true };
@@ -221,7 +232,7 @@ mod tests {
     fn a_current_unexpired_token_rotates() {
         for access in [AccessEvidence::Absent, ALIVE, DEAD] {
             assert_eq!(
-                judge(&session(), &row(), false, access, t(10), NO_GRACE),
+                verdict(&row(), false, access, 10, NO_GRACE),
                 Verdict::Rotate
             );
         }
@@ -230,46 +241,27 @@ mod tests {
     #[test]
     fn the_four_expiry_cases() {
         // Both expired.
+        assert_eq!(verdict(&row(), true, DEAD, 200, NO_GRACE), Verdict::Expired);
         assert_eq!(
-            judge(&session(), &row(), true, DEAD, t(200), NO_GRACE),
-            Verdict::Expired
-        );
-        assert_eq!(
-            judge(
-                &session(),
-                &row(),
-                true,
-                AccessEvidence::Absent,
-                t(200),
-                NO_GRACE
-            ),
+            verdict(&row(), true, AccessEvidence::Absent, 200, NO_GRACE),
             Verdict::Expired
         );
         // Access expired, refresh valid.
-        assert_eq!(
-            judge(&session(), &row(), false, DEAD, t(50), NO_GRACE),
-            Verdict::Rotate
-        );
+        assert_eq!(verdict(&row(), false, DEAD, 50, NO_GRACE), Verdict::Rotate);
         // Access valid, refresh expired: renewed.
-        assert_eq!(
-            judge(&session(), &row(), true, ALIVE, t(200), NO_GRACE),
-            Verdict::Rotate
-        );
+        assert_eq!(verdict(&row(), true, ALIVE, 200, NO_GRACE), Verdict::Rotate);
         // Both valid.
-        assert_eq!(
-            judge(&session(), &row(), false, ALIVE, t(50), NO_GRACE),
-            Verdict::Rotate
-        );
+        assert_eq!(verdict(&row(), false, ALIVE, 50, NO_GRACE), Verdict::Rotate);
     }
 
     #[test]
     fn no_renewal_past_the_session_lifetime() {
         assert_eq!(
-            judge(&session(), &row(), true, ALIVE, t(1000), NO_GRACE),
+            verdict(&row(), true, ALIVE, 1000, NO_GRACE),
             Verdict::Expired
         );
         assert_eq!(
-            judge(&session(), &row(), false, ALIVE, t(1000), NO_GRACE),
+            verdict(&row(), false, ALIVE, 1000, NO_GRACE),
             Verdict::Expired
         );
     }
@@ -280,47 +272,19 @@ mod tests {
         spent.spent_at = Some(t(10));
         let grace = Duration::seconds(5);
         assert_eq!(
-            judge(
-                &session(),
-                &spent,
-                false,
-                AccessEvidence::Absent,
-                t(10),
-                NO_GRACE
-            ),
+            verdict(&spent, false, AccessEvidence::Absent, 10, NO_GRACE),
             Verdict::Reused
         );
         assert_eq!(
-            judge(
-                &session(),
-                &spent,
-                false,
-                AccessEvidence::Absent,
-                t(14),
-                grace
-            ),
+            verdict(&spent, false, AccessEvidence::Absent, 14, grace),
             Verdict::RepeatWithinGrace
         );
         assert_eq!(
-            judge(
-                &session(),
-                &spent,
-                false,
-                AccessEvidence::Absent,
-                t(15),
-                grace
-            ),
+            verdict(&spent, false, AccessEvidence::Absent, 15, grace),
             Verdict::Reused
         );
         assert_eq!(
-            judge(
-                &session(),
-                &spent,
-                true,
-                AccessEvidence::Absent,
-                t(150),
-                grace
-            ),
+            verdict(&spent, true, AccessEvidence::Absent, 150, grace),
             Verdict::Expired
         );
     }
@@ -331,14 +295,7 @@ mod tests {
         let mut spent = row();
         spent.spent_at = Some(t(10));
         assert_eq!(
-            judge(
-                &session(),
-                &spent,
-                false,
-                AccessEvidence::Absent,
-                t(9),
-                NO_GRACE
-            ),
+            verdict(&spent, false, AccessEvidence::Absent, 9, NO_GRACE),
             Verdict::Reused
         );
     }
@@ -365,14 +322,7 @@ mod tests {
     #[test]
     fn a_foreign_access_token_is_a_mismatch() {
         assert_eq!(
-            judge(
-                &session(),
-                &row(),
-                false,
-                AccessEvidence::Mismatch,
-                t(10),
-                NO_GRACE
-            ),
+            verdict(&row(), false, AccessEvidence::Mismatch, 10, NO_GRACE),
             Verdict::PairMismatch
         );
     }
