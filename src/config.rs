@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::Duration;
 use serde::Deserialize;
 
 use crate::tokens::SecretKey;
@@ -89,6 +90,30 @@ pub struct RateLimitSettings {
     pub login_failures_per_email: u32,
     pub login_failures_per_ip: u32,
     pub window_secs: u64,
+}
+
+/// The lifetimes and limits of sessions and their tokens, typed once here so
+/// that no other module converts seconds or guards against overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// Zero disables the grace window.
+    pub reuse_grace: Duration,
+    pub max_lifetime: Duration,
+    /// 0 = unlimited.
+    pub max_per_user: u32,
+}
+
+/// Longest duration a setting can mean (100 years): larger values are taken
+/// as this, so that no timestamp arithmetic can overflow.
+pub const LONGEST: Duration = Duration::seconds(100 * 365 * 24 * 3600);
+
+fn duration(secs: u64) -> Duration {
+    i64::try_from(secs)
+        .ok()
+        .filter(|s| *s < LONGEST.num_seconds())
+        .map_or(LONGEST, Duration::seconds)
 }
 
 /// Why start-up refused the configuration: one line for the operator.
@@ -189,6 +214,17 @@ impl Settings {
             return Err(ConfigError::BcryptCost(self.password.bcrypt_cost));
         }
         Ok(())
+    }
+
+    /// The session rules as typed durations.
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            access_ttl: duration(self.jwt.access_ttl_secs),
+            refresh_ttl: duration(self.jwt.refresh_ttl_secs),
+            reuse_grace: duration(self.sessions.reuse_grace_secs),
+            max_lifetime: duration(self.sessions.max_lifetime_secs),
+            max_per_user: self.sessions.max_per_user,
+        }
     }
 }
 
@@ -327,6 +363,21 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.jwt.refresh_ttl_secs, 60);
+    }
+
+    #[test]
+    fn the_session_policy_is_typed_and_capped() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__SESSIONS__REUSE_GRACE_SECS", "10"),
+            ("AUTHGATE__JWT__REFRESH_TTL_SECS", &u64::MAX.to_string()),
+        ])
+        .unwrap();
+        let policy = s.session_policy();
+        assert_eq!(policy.access_ttl, Duration::seconds(900));
+        assert_eq!(policy.reuse_grace, Duration::seconds(10));
+        assert_eq!(policy.refresh_ttl, LONGEST);
+        assert_eq!(policy.max_lifetime, Duration::seconds(2_592_000));
     }
 
     #[test]

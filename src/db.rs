@@ -8,7 +8,6 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseSettings;
-use crate::error::ApiError;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
@@ -46,17 +45,44 @@ pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<usize> {
     Ok(applied.len())
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool. Checking a
-/// connection out can itself block, so it happens inside the closure too.
-pub async fn run_blocking<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
+/// Why blocking database work did not run: no connection could be had in
+/// time, or the blocking task died. Callers see 503 `unavailable`.
+#[derive(Debug, thiserror::Error)]
+pub enum DbUnavailable {
+    #[error("no database connection: {0}")]
+    Checkout(#[from] diesel::r2d2::PoolError),
+    #[error("the blocking task failed: {0}")]
+    Task(String),
+}
+
+/// Runs `f` on the blocking thread pool and flattens the two layers of
+/// errors into the caller's error type (crates.io's `spawn_blocking`).
+pub async fn spawn_blocking<T, E, F>(f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<DbUnavailable> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(err) => Err(DbUnavailable::Task(err.to_string()).into()),
+    }
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool: the one
+/// door through which request handlers, start-up and the sweeper reach
+/// diesel. Checking a connection out can itself block, so it happens inside
+/// the closure too.
+pub async fn run_blocking<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbUnavailable> + Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.get()?;
+    spawn_blocking(move || {
+        let mut conn = pool.get().map_err(DbUnavailable::from)?;
         f(&mut conn)
     })
-    .await?
+    .await
 }

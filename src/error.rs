@@ -142,9 +142,9 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<diesel::r2d2::PoolError> for ApiError {
-    fn from(err: diesel::r2d2::PoolError) -> ApiError {
-        log::warn!("no database connection: {err}");
+impl From<crate::db::DbUnavailable> for ApiError {
+    fn from(err: crate::db::DbUnavailable) -> ApiError {
+        log::warn!("{err}");
         ApiError::Unavailable
     }
 }

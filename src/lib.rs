@@ -1,15 +1,18 @@
 //! authgate: a self-hosted JWT token server. See README.md for the tour.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
 pub mod schema;
 pub mod sessions;
 pub mod startup;
+pub mod state;
 pub mod sweeper;
 pub mod tokens;
 pub mod users;

@@ -1,15 +1,17 @@
-//! `GET /metrics`: Prometheus text. Sweeper totals come from this process's
-//! passes; the refresh-token gauges are computed cheaply and cached.
+//! `GET /metrics`: Prometheus text, through the `prometheus` crate. Sweeper
+//! totals come from this process's passes; the refresh-token gauges are
+//! computed cheaply and cached.
 
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use prometheus::{
+    Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
-use crate::sweeper::SweeperStats;
+use crate::sweeper::PassOutcome;
 
 /// How long a computed set of gauges is served before it is computed again.
 const GAUGES_MAX_AGE: Duration = Duration::from_secs(15);
@@ -77,85 +79,147 @@ impl GaugeCache {
     }
 }
 
-/// Renders the exposition text.
-pub fn render(stats: &SweeperStats, tokens: Option<TokenCounts>, revoked_cached: usize) -> String {
-    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
+/// This instance's metrics, in a registry of its own (several applications
+/// may share one process, as in the tests). Names are those of the README.
+pub struct Metrics {
+    registry: Registry,
+    /// Gathered only when the database answered: a stale gauge is worse
+    /// than none.
+    token_registry: Registry,
+    swept_rows: IntCounterVec,
+    swept_sessions: IntCounter,
+    passes: IntCounterVec,
+    last_pass_duration: Gauge,
+    last_pass_timestamp: IntGauge,
+    refresh_tokens: IntGaugeVec,
+    revoked_cached: IntGauge,
+    /// The last token counts and when they were computed.
+    pub gauges: GaugeCache,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let token_registry = Registry::new();
+        let swept_rows = IntCounterVec::new(
+            Opts::new(
+                "authgate_sweeper_rows_swept_total",
+                "refresh_tokens rows deleted by this process's sweeper passes",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let swept_sessions = IntCounter::new(
+            "authgate_sweeper_sessions_swept_total",
+            "sessions deleted by this process's sweeper passes",
+        )
+        .expect("valid metric");
+        let passes = IntCounterVec::new(
+            Opts::new("authgate_sweeper_passes_total", "sweeper passes by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let last_pass_duration = Gauge::new(
+            "authgate_sweeper_last_pass_duration_seconds",
+            "duration of the last completed pass",
+        )
+        .expect("valid metric");
+        let last_pass_timestamp = IntGauge::new(
+            "authgate_sweeper_last_pass_timestamp_seconds",
+            "unix time the last completed pass finished (0: none yet)",
+        )
+        .expect("valid metric");
+        let refresh_tokens = IntGaugeVec::new(
+            Opts::new(
+                "authgate_refresh_tokens",
+                "refresh_tokens rows by state (exact up to 100000 each, then a lower bound or estimate)",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        let revoked_cached = IntGauge::new(
+            "authgate_revoked_sessions_cached",
+            "session ids in this instance's revoked-session set",
+        )
+        .expect("valid metric");
+        for reason in ["expired", "revoked"] {
+            swept_rows.with_label_values(&[reason]);
         }
-    };
-    metric(
-        "authgate_sweeper_rows_swept_total",
-        "counter",
-        "refresh_tokens rows deleted by this process's sweeper passes",
-        &[
-            (
-                "{reason=\"expired\"}",
-                get(&stats.expired_total).to_string(),
-            ),
-            (
-                "{reason=\"revoked\"}",
-                get(&stats.revoked_total).to_string(),
-            ),
-        ],
-    );
-    metric(
-        "authgate_sweeper_sessions_swept_total",
-        "counter",
-        "sessions deleted by this process's sweeper passes",
-        &[("", get(&stats.sessions_total).to_string())],
-    );
-    metric(
-        "authgate_sweeper_passes_total",
-        "counter",
-        "sweeper passes by outcome",
-        &[
-            ("{outcome=\"done\"}", get(&stats.passes_done).to_string()),
-            (
-                "{outcome=\"skipped\"}",
-                get(&stats.passes_skipped).to_string(),
-            ),
-            (
-                "{outcome=\"failed\"}",
-                get(&stats.passes_failed).to_string(),
-            ),
-        ],
-    );
-    metric(
-        "authgate_sweeper_last_pass_duration_seconds",
-        "gauge",
-        "duration of the last completed pass",
-        &[(
-            "",
-            format!("{:.6}", get(&stats.last_duration_micros) as f64 / 1e6),
-        )],
-    );
-    metric(
-        "authgate_sweeper_last_pass_timestamp_seconds",
-        "gauge",
-        "unix time the last completed pass finished (0: none yet)",
-        &[("", get(&stats.last_finished_unix).to_string())],
-    );
-    if let Some(t) = tokens {
-        metric(
-            "authgate_refresh_tokens",
-            "gauge",
-            "refresh_tokens rows by state (exact up to 100000 each, then a lower bound or estimate)",
-            &[
-                ("{state=\"live\"}", t.live.to_string()),
-                ("{state=\"expired\"}", t.expired.to_string()),
-                ("{state=\"revoked\"}", t.revoked.to_string()),
-            ],
-        );
+        for outcome in ["done", "skipped", "failed"] {
+            passes.with_label_values(&[outcome]);
+        }
+        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+            Box::new(swept_rows.clone()),
+            Box::new(swept_sessions.clone()),
+            Box::new(passes.clone()),
+            Box::new(last_pass_duration.clone()),
+            Box::new(last_pass_timestamp.clone()),
+            Box::new(revoked_cached.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector).expect("unique metric names");
+        }
+        token_registry
+            .register(Box::new(refresh_tokens.clone()))
+            .expect("unique metric names");
+        Metrics {
+            registry,
+            token_registry,
+            swept_rows,
+            swept_sessions,
+            passes,
+            last_pass_duration,
+            last_pass_timestamp,
+            refresh_tokens,
+            revoked_cached,
+            gauges: GaugeCache::default(),
+        }
     }
-    metric(
-        "authgate_revoked_sessions_cached",
-        "gauge",
-        "session ids in this instance's revoked-session set",
-        &[("", revoked_cached.to_string())],
-    );
-    out
+
+    /// Counts one sweeper pass of this process.
+    pub fn record_pass(&self, outcome: &anyhow::Result<PassOutcome>, finished_unix: i64) {
+        match outcome {
+            Ok(PassOutcome::Done(report)) => {
+                self.swept_rows
+                    .with_label_values(&["expired"])
+                    .inc_by(report.expired);
+                self.swept_rows
+                    .with_label_values(&["revoked"])
+                    .inc_by(report.revoked);
+                self.swept_sessions.inc_by(report.sessions);
+                self.passes.with_label_values(&["done"]).inc();
+                self.last_pass_duration.set(report.took.as_secs_f64());
+                self.last_pass_timestamp.set(finished_unix);
+            }
+            Ok(PassOutcome::Skipped) => self.passes.with_label_values(&["skipped"]).inc(),
+            Err(_) => self.passes.with_label_values(&["failed"]).inc(),
+        }
+    }
+
+    /// The exposition text: every counter, and the token gauges when
+    /// `tokens` could be computed.
+    pub fn render(&self, tokens: Option<TokenCounts>, revoked_cached: usize) -> String {
+        self.revoked_cached
+            .set(i64::try_from(revoked_cached).unwrap_or(i64::MAX));
+        let mut families = self.registry.gather();
+        if let Some(t) = tokens {
+            for (state, value) in [
+                ("live", t.live),
+                ("expired", t.expired),
+                ("revoked", t.revoked),
+            ] {
+                self.refresh_tokens.with_label_values(&[state]).set(value);
+            }
+            families.extend(self.token_registry.gather());
+        }
+        TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap_or_else(|err| format!("# encoding failed: {err}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }

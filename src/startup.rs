@@ -8,31 +8,18 @@ use actix_web::dev::Server;
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use chrono::Utc;
-
-use crate::config::Settings;
-use crate::db::{self, DbPool};
-use crate::metrics::GaugeCache;
-use crate::ratelimit::LoginLimiter;
-use crate::routes;
-use crate::sessions::{spawn_listener, RevokedSessions, TokenIssuer};
-use crate::sweeper::{self, SweeperStats};
-use crate::users::PasswordHasher;
 use tokio_cron_scheduler::JobScheduler;
 
-/// What every handler shares.
-pub struct AppState {
-    pub pool: DbPool,
-    pub issuer: TokenIssuer,
-    pub hasher: PasswordHasher,
-    pub revoked: Arc<RevokedSessions>,
-    pub limiter: LoginLimiter,
-    pub reuse_grace: chrono::Duration,
-    pub max_lifetime: chrono::Duration,
-    pub max_per_user: u32,
-    pub sweeper: Arc<SweeperStats>,
-    pub gauges: GaugeCache,
-}
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db;
+use crate::metrics::Metrics;
+use crate::ratelimit::LoginLimiter;
+use crate::routes;
+use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer};
+use crate::state::AppState;
+use crate::sweeper;
+use crate::users::PasswordHasher;
 
 pub struct Application {
     port: u16,
@@ -41,46 +28,46 @@ pub struct Application {
     _scheduler: Option<JobScheduler>,
 }
 
-fn seconds(secs: u64) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 4_000))
-}
-
 impl Application {
     /// Connects to the database (refusing to start when it cannot), runs
     /// pending migrations, loads the revoked-session set, and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Application::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] with the clock that every rule is judged by
+    /// (tests pass one that they can move).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        let policy = settings.session_policy();
         let database = settings.database.clone();
-        let access_ttl = settings.jwt.access_ttl_secs;
         let bcrypt_cost = settings.password.bcrypt_cost;
-        let (pool, revoked, hasher) = web::block(move || -> anyhow::Result<_> {
+        let set_clock = clock.clone();
+        let (pool, revoked, hasher) = db::spawn_blocking(move || -> anyhow::Result<_> {
             let pool = db::build_pool(&database).context("cannot reach the database")?;
             let mut conn = pool.get().context("cannot reach the database")?;
             let applied = db::run_migrations(&mut conn)?;
             if applied > 0 {
                 log::info!("applied {applied} migration(s)");
             }
-            let revoked = RevokedSessions::new(access_ttl);
-            revoked.load_since(&mut conn, revoked.horizon(Utc::now()))?;
+            let revoked = RevokedSessions::new(policy.access_ttl, set_clock.clone());
+            revoked.load_since(&mut conn, revoked.horizon(set_clock.now()))?;
             Ok((pool, revoked, PasswordHasher::new(bcrypt_cost)))
         })
-        .await??;
+        .await?;
         spawn_listener(settings.database.url.clone(), &revoked)?;
 
-        let sweeper = Arc::new(SweeperStats::default());
+        let metrics = Arc::new(Metrics::new());
         let scheduler =
-            sweeper::start_schedule(pool.clone(), settings.sweeper.clone(), sweeper.clone())
+            sweeper::start_schedule(pool.clone(), settings.sweeper.clone(), metrics.clone())
                 .await?;
         let state = web::Data::new(AppState {
+            revocations: Revocations::new(pool.clone(), revoked, clock.clone()),
             pool,
-            issuer: TokenIssuer::new(&settings.jwt),
+            issuer: TokenIssuer::new(&settings.jwt, policy),
             hasher,
-            revoked,
             limiter: LoginLimiter::new(&settings.ratelimit),
-            reuse_grace: seconds(settings.sessions.reuse_grace_secs),
-            max_lifetime: seconds(settings.sessions.max_lifetime_secs),
-            max_per_user: settings.sessions.max_per_user,
-            sweeper,
-            gauges: GaugeCache::default(),
+            clock,
+            metrics,
         });
 
         let listener = TcpListener::bind(&settings.server.bind)
@@ -90,7 +77,7 @@ impl Application {
             App::new()
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
+                .app_data(web::PayloadConfig::new(crate::extract::MAX_BODY_BYTES))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -11,7 +11,6 @@
 //! expires, because reuse detection needs it.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,8 @@ use diesel::sql_types::{Array, BigInt, Bool, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::config::SweeperSettings;
-use crate::db::DbPool;
+use crate::db::{run_blocking, DbPool};
+use crate::metrics::Metrics;
 
 /// The advisory-lock key of the sweeper ("authgate" in ASCII).
 pub const LOCK_KEY: i64 = 0x6175_7468_6761_7465;
@@ -257,60 +257,17 @@ const COUNT_SESSIONS: &str = "
                           AND (r.revoked_at IS NULL
                                OR r.revoked_at > now() - make_interval(secs => $1)))";
 
-/// Totals of the passes run by this process, for `/metrics`.
-#[derive(Default)]
-pub struct SweeperStats {
-    pub expired_total: AtomicU64,
-    pub revoked_total: AtomicU64,
-    pub sessions_total: AtomicU64,
-    pub passes_done: AtomicU64,
-    pub passes_skipped: AtomicU64,
-    pub passes_failed: AtomicU64,
-    pub last_duration_micros: AtomicU64,
-    pub last_finished_unix: AtomicU64,
-}
-
-impl SweeperStats {
-    pub fn record(&self, outcome: &anyhow::Result<PassOutcome>) {
-        match outcome {
-            Ok(PassOutcome::Done(report)) => {
-                self.expired_total
-                    .fetch_add(report.expired, Ordering::Relaxed);
-                self.revoked_total
-                    .fetch_add(report.revoked, Ordering::Relaxed);
-                self.sessions_total
-                    .fetch_add(report.sessions, Ordering::Relaxed);
-                self.passes_done.fetch_add(1, Ordering::Relaxed);
-                let micros = u64::try_from(report.took.as_micros()).unwrap_or(u64::MAX);
-                self.last_duration_micros.store(micros, Ordering::Relaxed);
-                let now = chrono::Utc::now().timestamp().max(0) as u64;
-                self.last_finished_unix.store(now, Ordering::Relaxed);
-            }
-            Ok(PassOutcome::Skipped) => {
-                self.passes_skipped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                self.passes_failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
 /// Runs a pass on the blocking pool with a pooled connection, logs it, and
 /// counts it. Never fails: a failed pass is logged and the next tick retries.
-pub async fn scheduled_pass(pool: DbPool, settings: SweeperSettings, stats: Arc<SweeperStats>) {
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        run_pass(&mut conn, &settings, false)
-    })
-    .await
-    .unwrap_or_else(|e| Err(anyhow::anyhow!("sweeper task failed: {e}")));
+pub async fn scheduled_pass(pool: DbPool, settings: SweeperSettings, metrics: Arc<Metrics>) {
+    let outcome: anyhow::Result<PassOutcome> =
+        run_blocking(&pool, move |conn| run_pass(conn, &settings, false)).await;
     match &outcome {
         Ok(PassOutcome::Done(report)) => log::info!("sweeper: {report}"),
         Ok(PassOutcome::Skipped) => log::info!("sweeper: skipped, another pass is running"),
         Err(err) => log::warn!("sweeper: pass failed, will retry at the next tick: {err:#}"),
     }
-    stats.record(&outcome);
+    metrics.record_pass(&outcome, chrono::Utc::now().timestamp());
 }
 
 /// Starts the in-process schedule (`sweeper.schedule`, seconds first). An
@@ -320,7 +277,7 @@ pub async fn scheduled_pass(pool: DbPool, settings: SweeperSettings, stats: Arc<
 pub async fn start_schedule(
     pool: DbPool,
     settings: SweeperSettings,
-    stats: Arc<SweeperStats>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Option<tokio_cron_scheduler::JobScheduler>> {
     use tokio_cron_scheduler::{Job, JobScheduler};
     let schedule = settings.schedule.clone();
@@ -328,7 +285,7 @@ pub async fn start_schedule(
         Box::pin(scheduled_pass(
             pool.clone(),
             settings.clone(),
-            stats.clone(),
+            metrics.clone(),
         ))
     });
     let job = match job {

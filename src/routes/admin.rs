@@ -1,13 +1,11 @@
 //! `/admin/*`: operations on other users, for callers with the `admin` role.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 
-use super::extract::{parse_id, Authenticated};
-use crate::db::run_blocking;
 use crate::error::ApiError;
-use crate::sessions::{revoke_all_for_user, RevokeReason};
-use crate::startup::AppState;
+use crate::extract::{parse_id, Authenticated};
+use crate::sessions::RevokeReason;
+use crate::state::AppState;
 use crate::users::User;
 
 /// Force logout: ends every session of the user.
@@ -20,26 +18,19 @@ pub async fn revoke_sessions(
         return Err(ApiError::Forbidden);
     }
     let user_id = parse_id(&path)?;
-    let now = Utc::now();
-    let revoked = run_blocking(&state.pool, move |conn| {
-        if User::find(conn, user_id)?.is_none() {
-            return Err(ApiError::NotFound);
-        }
-        Ok(revoke_all_for_user(
-            conn,
-            user_id,
-            RevokeReason::Admin,
-            now,
-        )?)
-    })
-    .await?;
+    let revoked = state
+        .revocations
+        .transaction(move |conn, revoker| {
+            if User::find(conn, user_id)?.is_none() {
+                return Err(ApiError::NotFound);
+            }
+            Ok(revoker.end_all_of_user(conn, user_id, RevokeReason::Admin)?)
+        })
+        .await?;
     log::info!(
         "admin {} revoked {} session(s) of user {user_id}",
         auth.user_id,
         revoked.len()
     );
-    for id in revoked {
-        state.revoked.insert(id, now);
-    }
     Ok(HttpResponse::NoContent().finish())
 }

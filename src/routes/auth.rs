@@ -2,16 +2,15 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{bearer_token, Authenticated, Body};
 use crate::db::run_blocking;
 use crate::error::ApiError;
+use crate::extract::{bearer_token, Authenticated, Body};
 use crate::sessions::{self, AccessEvidence, Device, ReissueOutcome, RevokeReason, TokenPair};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::{TokenHash, TokenKind};
 use crate::users::{
     canonical_email, normalize_email, validate_password, Credentials, NewUser, User,
@@ -91,7 +90,7 @@ pub async fn login(
 
     let lookup = canonical_email(&email);
     let user = run_blocking(&state.pool, move |conn| {
-        Ok(User::find_by_email(conn, &lookup)?)
+        Ok::<_, ApiError>(User::find_by_email(conn, &lookup)?)
     })
     .await?;
     // An unknown email still spends a bcrypt verification (on the decoy).
@@ -113,23 +112,13 @@ pub async fn login(
         ip,
     };
     let issuer = state.issuer.clone();
-    let (max_lifetime, max_per_user) = (state.max_lifetime, state.max_per_user);
-    let now = Utc::now();
-    let (pair, evicted) = run_blocking(&state.pool, move |conn| {
-        sessions::open_session(
-            conn,
-            &issuer,
-            &user,
-            &device,
-            max_lifetime,
-            max_per_user,
-            now,
-        )
-    })
-    .await?;
-    for id in evicted {
-        state.revoked.insert(id, now);
-    }
+    let now = state.clock.now();
+    let pair = state
+        .revocations
+        .transaction(move |conn, revoker| {
+            sessions::open_session(conn, revoker, &issuer, &user, &device, now)
+        })
+        .await?;
     Ok(tokens(pair))
 }
 
@@ -140,41 +129,6 @@ pub async fn me(auth: Authenticated) -> HttpResponse {
         session_id: auth.session_id,
         roles: auth.claims.roles,
     })
-}
-
-/// What the access token sent beside a refresh token (body form) proves.
-fn access_evidence(
-    req: &HttpRequest,
-    state: &AppState,
-    refresh: &str,
-    sid: &str,
-) -> AccessEvidence {
-    let token = match bearer_token(req) {
-        Ok(None) => return AccessEvidence::Absent,
-        Ok(Some(token)) => token,
-        // `Authorization: Bearer` that is not well formed: not ours.
-        Err(_) => {
-            let is_bearer = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().get(..6))
-                .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer"));
-            return if is_bearer {
-                AccessEvidence::Mismatch
-            } else {
-                AccessEvidence::Absent
-            };
-        }
-    };
-    if token == refresh {
-        return AccessEvidence::Absent;
-    }
-    match state.issuer.keys().verify(token, TokenKind::Access) {
-        Ok(access) if access.claims.sid == sid => AccessEvidence::SameSession {
-            expired: access.claims.is_expired_at(Utc::now().timestamp()),
-        },
-        _ => AccessEvidence::Mismatch,
-    }
 }
 
 pub async fn reissue(
@@ -196,25 +150,29 @@ pub async fn reissue(
         .verify(&refresh, TokenKind::Refresh)?
         .claims;
     let evidence = if from_body {
-        access_evidence(&req, &state, &refresh, &claims.sid)
+        sessions::access_evidence(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+            &refresh,
+            &claims.sid,
+            state.issuer.keys(),
+            state.clock.unix(),
+        )
     } else {
         AccessEvidence::Absent
     };
     let hash = TokenHash::of(&refresh);
-    let issuer = state.issuer.clone();
-    let grace = state.reuse_grace;
-    let outcome = run_blocking(&state.pool, move |conn| {
-        sessions::reissue(conn, &issuer, &claims, &hash, evidence, grace)
-    })
-    .await?;
+    let (issuer, clock) = (state.issuer.clone(), state.clock.clone());
+    let outcome = state
+        .revocations
+        .transaction(move |conn, revoker| {
+            sessions::reissue(conn, revoker, &issuer, &claims, &hash, evidence, &clock)
+        })
+        .await?;
     match outcome {
         ReissueOutcome::Issued(pair) => Ok(tokens(pair)),
-        ReissueOutcome::Refused { error, revoked } => {
-            for id in revoked {
-                state.revoked.insert(id, Utc::now());
-            }
-            Err(error)
-        }
+        ReissueOutcome::Refused(error) => Err(error),
     }
 }
 
@@ -225,7 +183,6 @@ pub async fn logout(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
     let session_id = if bearer_token(&req)?.is_some() {
         Authenticated::check(&req)?.session_id
     } else {
@@ -250,7 +207,10 @@ pub async fn logout(
         })
         .await?
     };
-    end_sessions(&state, vec![session_id], RevokeReason::Logout, now).await?;
+    state
+        .revocations
+        .end(vec![session_id], RevokeReason::Logout)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -258,37 +218,9 @@ pub async fn logout_all(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
-    let user_id = auth.user_id;
-    let revoked = run_blocking(&state.pool, move |conn| {
-        Ok(sessions::revoke_all_for_user(
-            conn,
-            user_id,
-            RevokeReason::LogoutAll,
-            now,
-        )?)
-    })
-    .await?;
-    for id in revoked {
-        state.revoked.insert(id, now);
-    }
+    state
+        .revocations
+        .end_all_of_user(auth.user_id, RevokeReason::LogoutAll)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Revokes the sessions and tells this instance's revoked set at once (the
-/// others hear of it through NOTIFY).
-pub async fn end_sessions(
-    state: &AppState,
-    ids: Vec<Uuid>,
-    reason: RevokeReason,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let revoked = run_blocking(&state.pool, move |conn| {
-        Ok(sessions::revoke_sessions(conn, &ids, reason, now)?)
-    })
-    .await?;
-    for id in revoked {
-        state.revoked.insert(id, now);
-    }
-    Ok(())
 }

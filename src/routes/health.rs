@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::db::run_blocking;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))

@@ -3,20 +3,22 @@
 use actix_web::{web, HttpResponse};
 
 use crate::db::run_blocking;
-use crate::metrics::{count_tokens, render};
-use crate::startup::AppState;
+use crate::error::ApiError;
+use crate::metrics::count_tokens;
+use crate::state::AppState;
 
 /// Always 200: when PostgreSQL does not answer, the token gauges are left
 /// out and the counters are still served.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let tokens = match state.gauges.fresh() {
+    let gauges = &state.metrics.gauges;
+    let tokens = match gauges.fresh() {
         Some(counts) => Some(counts),
-        None => run_blocking(&state.pool, |conn| Ok(count_tokens(conn)?))
+        None => run_blocking(&state.pool, |conn| Ok::<_, ApiError>(count_tokens(conn)?))
             .await
             .ok()
-            .inspect(|counts| state.gauges.store(*counts)),
+            .inspect(|counts| gauges.store(*counts)),
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(render(&state.sweeper, tokens, state.revoked.len()))
+        .body(state.metrics.render(tokens, state.revocations.set().len()))
 }

@@ -1,15 +1,14 @@
 //! The HTTP API (SPEC 3): one file per resource, and the routing table.
+//! Route modules depend on the domain modules and `crate::extract`, never on
+//! one another nor on `crate::startup`.
 
 mod admin;
 mod auth;
-mod extract;
 mod health;
 mod metrics;
 mod sessions;
 
 use actix_web::{web, HttpResponse, Resource};
-
-pub use extract::{Authenticated, MAX_BODY_BYTES};
 
 use crate::error::ApiError;
 

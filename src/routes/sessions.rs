@@ -5,12 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::auth::end_sessions;
-use super::extract::{parse_id, Authenticated};
 use crate::db::run_blocking;
 use crate::error::ApiError;
+use crate::extract::{parse_id, Authenticated};
 use crate::sessions::{RevokeReason, Session};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct SessionView {
@@ -27,9 +26,10 @@ pub async fn list(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, access_ttl, now) = (auth.user_id, state.issuer.access_ttl(), Utc::now());
+    let (user_id, now) = (auth.user_id, state.clock.now());
+    let access_ttl = state.issuer.policy().access_ttl;
     let live = run_blocking(&state.pool, move |conn| {
-        Ok(Session::live_for_user(conn, user_id, now, access_ttl)?)
+        Ok::<_, ApiError>(Session::live_for_user(conn, user_id, now, access_ttl)?)
     })
     .await?;
     let views: Vec<SessionView> = live
@@ -57,12 +57,15 @@ pub async fn delete(
     let id = parse_id(&path)?;
     let user_id = auth.user_id;
     let session = run_blocking(&state.pool, move |conn| {
-        Ok(Session::find_of_user(conn, id, user_id)?)
+        Ok::<_, ApiError>(Session::find_of_user(conn, id, user_id)?)
     })
     .await?;
     match session {
         Some(s) if s.revoked_at.is_none() => {
-            end_sessions(&state, vec![s.id], RevokeReason::Deleted, Utc::now()).await?;
+            state
+                .revocations
+                .end(vec![s.id], RevokeReason::Deleted)
+                .await?;
             Ok(HttpResponse::NoContent().finish())
         }
         _ => Err(ApiError::NotFound),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::model::{NewRefreshToken, RefreshToken, Session};
-use crate::config::JwtSettings;
+use crate::config::{JwtSettings, SessionPolicy};
 use crate::tokens::{Claims, TokenHash, TokenKeys, TokenKind};
 use crate::users::User;
 
@@ -35,20 +35,21 @@ impl MintedRefresh {
         NewRefreshToken {
             id: self.id,
             session_id,
-            token_hash: self.hash.as_bytes(),
+            token_hash: &self.hash,
             issued_at: self.issued_at,
             expires_at: self.expires_at,
         }
     }
 }
 
+/// Mints pairs under the session policy; also the policy's holder for the
+/// rules of reissue.
 #[derive(Clone)]
 pub struct TokenIssuer {
     keys: TokenKeys,
     issuer: String,
     audience: String,
-    access_ttl: i64,
-    refresh_ttl: i64,
+    policy: SessionPolicy,
 }
 
 fn secs(t: i64) -> DateTime<Utc> {
@@ -58,13 +59,12 @@ fn secs(t: i64) -> DateTime<Utc> {
 }
 
 impl TokenIssuer {
-    pub fn new(settings: &JwtSettings) -> TokenIssuer {
+    pub fn new(settings: &JwtSettings, policy: SessionPolicy) -> TokenIssuer {
         TokenIssuer {
             keys: TokenKeys::new(&settings.secret, &settings.issuer, &settings.audience),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
-            access_ttl: i64::try_from(settings.access_ttl_secs).unwrap_or(i64::MAX / 4),
-            refresh_ttl: i64::try_from(settings.refresh_ttl_secs).unwrap_or(i64::MAX / 4),
+            policy,
         }
     }
 
@@ -72,8 +72,8 @@ impl TokenIssuer {
         &self.keys
     }
 
-    pub fn access_ttl(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.access_ttl)
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
     }
 
     fn claims(
@@ -109,7 +109,7 @@ impl TokenIssuer {
     ) -> MintedRefresh {
         let iat = now.timestamp();
         let exp = iat
-            .saturating_add(self.refresh_ttl)
+            .saturating_add(self.policy.refresh_ttl.num_seconds())
             .min(session.expires_at.timestamp());
         let id = Uuid::new_v4();
         let token =
@@ -149,7 +149,7 @@ impl TokenIssuer {
     ) -> TokenPair {
         let iat = now.timestamp();
         let exp = iat
-            .saturating_add(self.access_ttl)
+            .saturating_add(self.policy.access_ttl.num_seconds())
             .min(session.expires_at.timestamp());
         let access_token = self.keys.sign(&self.claims(
             user,

@@ -1,18 +1,17 @@
 //! Sessions and their refresh tokens: issuing pairs, rotation with reuse
-//! detection, revocation, and the revoked-session set that lets access tokens
-//! die early.
+//! detection, revocation (one owner: [`Revocations`]), and the revoked-session
+//! set that lets access tokens die early.
 
 mod issuer;
 mod model;
 mod open;
+mod revocation;
 mod revoked;
 mod rotation;
 
 pub use issuer::{MintedRefresh, TokenIssuer, TokenPair};
-pub use model::{
-    revoke_all_for_user, revoke_sessions, NewSession, RefreshToken, RevokeReason, Session,
-    REVOKED_CHANNEL,
-};
+pub use model::{NewSession, RefreshToken, RevokeReason, Session};
 pub use open::{open_session, Device};
+pub use revocation::{Revocations, Revoker, REVOKED_CHANNEL};
 pub use revoked::{spawn_listener, RevokedSessions};
-pub use rotation::{judge, reissue, AccessEvidence, ReissueOutcome, Verdict};
+pub use rotation::{access_evidence, judge, reissue, AccessEvidence, ReissueOutcome, Verdict};

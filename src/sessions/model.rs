@@ -7,10 +7,6 @@ use uuid::Uuid;
 use crate::schema::{refresh_tokens, sessions};
 use crate::tokens::TokenHash;
 
-/// The channel on which a revocation is announced to every instance; the
-/// payload is the session id.
-pub const REVOKED_CHANNEL: &str = "authgate_session_revoked";
-
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct Session {
@@ -133,73 +129,12 @@ impl Session {
     }
 }
 
-/// Ends sessions: marks them and their refresh tokens revoked and announces
-/// each on [`REVOKED_CHANNEL`] (delivered when the transaction commits).
-/// Sessions already ended are left as they are. Returns the ids revoked now.
-pub fn revoke_sessions(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-    reason: RevokeReason,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    conn.transaction(|conn| {
-        let revoked: Vec<Uuid> = diesel::update(
-            sessions::table
-                .filter(sessions::id.eq_any(ids))
-                .filter(sessions::revoked_at.is_null()),
-        )
-        .set((
-            sessions::revoked_at.eq(now),
-            sessions::revoked_reason.eq(reason.as_str()),
-        ))
-        .returning(sessions::id)
-        .get_results(conn)?;
-        if revoked.is_empty() {
-            return Ok(revoked);
-        }
-        diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::session_id.eq_any(&revoked))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::revoked_at.eq(now))
-        .execute(conn)?;
-        for id in &revoked {
-            diesel::select(pg_notify(REVOKED_CHANNEL, id.to_string())).execute(conn)?;
-        }
-        Ok(revoked)
-    })
-}
-
-/// Ends every live session of a user; returns the ids ended.
-pub fn revoke_all_for_user(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    reason: RevokeReason,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    conn.transaction(|conn| {
-        let ids: Vec<Uuid> = sessions::table
-            .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null())
-            .select(sessions::id)
-            .for_update()
-            .load(conn)?;
-        revoke_sessions(conn, &ids, reason, now)
-    })
-}
-
-diesel::define_sql_function!(fn pg_notify(channel: diesel::sql_types::Text, payload: diesel::sql_types::Text));
-
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct RefreshToken {
     pub id: Uuid,
     pub session_id: Uuid,
-    pub token_hash: Vec<u8>,
+    pub token_hash: TokenHash,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub spent_at: Option<DateTime<Utc>>,
@@ -211,7 +146,7 @@ pub struct RefreshToken {
 pub struct NewRefreshToken<'a> {
     pub id: Uuid,
     pub session_id: Uuid,
-    pub token_hash: &'a [u8],
+    pub token_hash: &'a TokenHash,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -232,7 +167,7 @@ impl RefreshToken {
         hash: &TokenHash,
     ) -> QueryResult<Option<RefreshToken>> {
         refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(hash.as_bytes()))
+            .filter(refresh_tokens::token_hash.eq(hash))
             .select(RefreshToken::as_select())
             .first(conn)
             .optional()

@@ -1,12 +1,13 @@
 //! Login's side of sessions: opening one, and evicting the oldest beyond
 //! `sessions.max_per_user`.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::issuer::{TokenIssuer, TokenPair};
-use super::model::{revoke_sessions, NewSession, RevokeReason, Session};
+use super::model::{NewSession, RevokeReason, Session};
+use super::revocation::Revoker;
 use crate::error::ApiError;
 use crate::schema::users;
 use crate::users::User;
@@ -17,52 +18,48 @@ pub struct Device {
     pub ip: Option<String>,
 }
 
-/// Opens a session with its first refresh token, in one transaction, and
-/// ends the user's oldest live sessions beyond `max_per_user` (0 = no limit).
-/// Returns the pair and the ids of the sessions it ended.
+/// Opens a session with its first refresh token, inside the caller's
+/// transaction (see [`super::Revocations::transaction`]), and ends the
+/// user's oldest live sessions beyond `sessions.max_per_user` (0 = no limit).
 pub fn open_session(
     conn: &mut PgConnection,
+    revoker: &mut Revoker,
     issuer: &TokenIssuer,
     user: &User,
     device: &Device,
-    max_lifetime: Duration,
-    max_per_user: u32,
     now: DateTime<Utc>,
-) -> Result<(TokenPair, Vec<Uuid>), ApiError> {
-    conn.transaction(|conn| {
-        // Serialises logins of one user, so that two at once cannot both
-        // keep a session past the limit.
-        let user: User = users::table
-            .find(user.id)
-            .select(User::as_select())
-            .for_update()
-            .first(conn)?;
-        let session = NewSession {
-            id: Uuid::new_v4(),
-            user_id: user.id,
-            created_at: now,
-            last_used_at: now,
-            expires_at: now + max_lifetime,
-            user_agent: device.user_agent.as_deref(),
-            ip: device.ip.as_deref(),
-        }
-        .insert(conn)?;
-        let minted = issuer.mint_refresh(&user, &session, now);
-        minted.row(session.id).insert(conn)?;
+) -> Result<TokenPair, ApiError> {
+    let policy = *issuer.policy();
+    // Serialises logins of one user, so that two at once cannot both
+    // keep a session past the limit.
+    let user: User = users::table
+        .find(user.id)
+        .select(User::as_select())
+        .for_update()
+        .first(conn)?;
+    let session = NewSession {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + policy.max_lifetime,
+        user_agent: device.user_agent.as_deref(),
+        ip: device.ip.as_deref(),
+    }
+    .insert(conn)?;
+    let minted = issuer.mint_refresh(&user, &session, now);
+    minted.row(session.id).insert(conn)?;
 
-        let mut evicted = Vec::new();
-        if max_per_user > 0 {
-            let live = Session::live_for_user(conn, user.id, now, issuer.access_ttl())?;
-            let excess = live.len().saturating_sub(max_per_user as usize);
-            let oldest: Vec<Uuid> = live
-                .iter()
-                .filter(|s| s.id != session.id)
-                .take(excess)
-                .map(|s| s.id)
-                .collect();
-            evicted = revoke_sessions(conn, &oldest, RevokeReason::Evicted, now)?;
-        }
-        let pair = issuer.pair(&user, &session, minted.token, minted.expires_at, now);
-        Ok((pair, evicted))
-    })
+    if policy.max_per_user > 0 {
+        let live = Session::live_for_user(conn, user.id, now, policy.access_ttl)?;
+        let excess = live.len().saturating_sub(policy.max_per_user as usize);
+        let oldest: Vec<Uuid> = live
+            .iter()
+            .filter(|s| s.id != session.id)
+            .take(excess)
+            .map(|s| s.id)
+            .collect();
+        revoker.end(conn, &oldest, RevokeReason::Evicted)?;
+    }
+    Ok(issuer.pair(&user, &session, minted.token, minted.expires_at, now))
 }

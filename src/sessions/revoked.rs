@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::model::REVOKED_CHANNEL;
+use super::revocation::REVOKED_CHANNEL;
+use crate::clock::Clock;
 use crate::schema::sessions;
 
 /// How often the listener looks for notifications.
@@ -31,21 +32,21 @@ pub struct RevokedSessions {
     /// Session id → unix second after which it can be forgotten.
     entries: RwLock<HashMap<Uuid, i64>>,
     keep_secs: i64,
+    clock: Clock,
 }
 
 impl RevokedSessions {
-    pub fn new(access_ttl_secs: u64) -> Arc<RevokedSessions> {
+    pub fn new(access_ttl: chrono::Duration, clock: Clock) -> Arc<RevokedSessions> {
         Arc::new(RevokedSessions {
             entries: RwLock::new(HashMap::new()),
-            keep_secs: i64::try_from(access_ttl_secs)
-                .unwrap_or(i64::MAX / 4)
-                .saturating_add(2),
+            keep_secs: access_ttl.num_seconds().saturating_add(2),
+            clock,
         })
     }
 
     pub fn insert(&self, id: Uuid, revoked_at: DateTime<Utc>) {
         let forget_after = revoked_at.timestamp().saturating_add(self.keep_secs);
-        if forget_after < Utc::now().timestamp() {
+        if forget_after < self.clock.unix() {
             return;
         }
         self.entries
@@ -87,7 +88,7 @@ impl RevokedSessions {
             .load(conn)?;
         let count = rows.len();
         for (id, at) in rows {
-            self.insert(id, at.unwrap_or_else(Utc::now));
+            self.insert(id, at.unwrap_or_else(|| self.clock.now()));
         }
         Ok(count)
     }
@@ -132,7 +133,7 @@ fn listen_once(database_url: &str, weak: &Weak<RevokedSessions>) -> anyhow::Resu
         let Some(set) = weak.upgrade() else {
             return Ok(());
         };
-        let now = Utc::now();
+        let now = set.clock.now();
         if last_catch_up.is_none_or(|(at, _)| at.elapsed() >= CATCH_UP_EVERY) {
             let since = match last_catch_up {
                 Some((_, from)) => from - chrono::Duration::seconds(CATCH_UP_OVERLAP_SECS),
@@ -161,9 +162,13 @@ fn listen_once(database_url: &str, weak: &Weak<RevokedSessions>) -> anyhow::Resu
 mod tests {
     use super::*;
 
+    fn set() -> Arc<RevokedSessions> {
+        RevokedSessions::new(chrono::Duration::seconds(10), Clock::system())
+    }
+
     #[test]
     fn ids_are_kept_for_one_access_lifetime_and_then_forgotten() {
-        let set = RevokedSessions::new(10);
+        let set = set();
         let id = Uuid::new_v4();
         let now = Utc::now();
         set.insert(id, now);
@@ -177,7 +182,7 @@ mod tests {
 
     #[test]
     fn revocations_too_old_to_matter_are_not_stored() {
-        let set = RevokedSessions::new(10);
+        let set = set();
         set.insert(Uuid::new_v4(), Utc::now() - chrono::Duration::seconds(60));
         assert!(set.is_empty());
     }

@@ -1,14 +1,17 @@
-//! Reissue (SPEC 4.3): which rule applies to a presented refresh token, as a
-//! pure function, and the transaction that carries the verdict out.
+//! Reissue (SPEC 4.3): which rule applies to a presented refresh token, and
+//! what the access token sent beside it proves, as pure functions; and the
+//! transaction that carries the verdict out. Pair binding, grace, reuse and
+//! expiry are all decided in this file.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::issuer::{TokenIssuer, TokenPair};
-use super::model::{revoke_sessions, RefreshToken, RevokeReason, Session};
+use super::model::{RefreshToken, RevokeReason, Session};
+use super::revocation::Revoker;
+use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::tokens::{Claims, TokenHash};
+use crate::tokens::{parse_bearer, Claims, TokenHash, TokenKeys, TokenKind};
 use crate::users::User;
 
 /// What the access token sent beside a refresh token (body form) says.
@@ -20,6 +23,43 @@ pub enum AccessEvidence {
     SameSession { expired: bool },
     /// Not ours, unreadable, or of another session: a mixed, stolen pair.
     Mismatch,
+}
+
+/// Classifies the `Authorization` header of a body-form reissue, given the
+/// refresh token of the body, its session id, our keys and the time (unix
+/// seconds). No header, another scheme (`Basic …`), or the refresh token
+/// itself repeated as Bearer prove nothing either way; a `Bearer` header
+/// that is malformed, not ours, not an access token, or of another session
+/// is a mixed pair.
+pub fn access_evidence(
+    authorization: Option<&[u8]>,
+    refresh: &str,
+    sid: &str,
+    keys: &TokenKeys,
+    now: i64,
+) -> AccessEvidence {
+    let Some(value) = authorization else {
+        return AccessEvidence::Absent;
+    };
+    let Some(token) = parse_bearer(value) else {
+        let claims_bearer = value
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"));
+        return if claims_bearer {
+            AccessEvidence::Mismatch
+        } else {
+            AccessEvidence::Absent
+        };
+    };
+    if token == refresh {
+        return AccessEvidence::Absent;
+    }
+    match keys.verify(token, TokenKind::Access) {
+        Ok(access) if access.claims.sid == sid => AccessEvidence::SameSession {
+            expired: access.claims.is_expired_at(now),
+        },
+        _ => AccessEvidence::Mismatch,
+    }
 }
 
 /// The rule that applies to one reissue.
@@ -76,91 +116,82 @@ pub fn judge(
     Verdict::Rotate
 }
 
-/// What a reissue produced. A refusal may still have revoked sessions (and
-/// committed that), which the caller must tell the revoked-session cache.
+/// What a reissue produced. A refusal is still committed: it may have
+/// ended the session (reuse, a mixed pair).
 pub enum ReissueOutcome {
     Issued(TokenPair),
-    Refused { error: ApiError, revoked: Vec<Uuid> },
+    Refused(ApiError),
 }
 
-/// Carries out a reissue in one transaction. The session row is locked first,
+/// Carries out a reissue inside the caller's transaction (see
+/// [`super::Revocations::transaction`]). The session row is locked first,
 /// so concurrent reissues of one session run one after the other, and the
 /// clock is read only after the lock, so that a request that waited never
 /// sees a time before the rotation it waited for. A pair is returned only
 /// once its row is committed.
 pub fn reissue(
     conn: &mut PgConnection,
+    revoker: &mut Revoker,
     issuer: &TokenIssuer,
     claims: &Claims,
     presented: &TokenHash,
     access: AccessEvidence,
-    grace: Duration,
+    clock: &Clock,
 ) -> Result<ReissueOutcome, ApiError> {
     let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
         return Err(ApiError::InvalidToken);
     };
-    conn.transaction(|conn| {
-        let refuse = |error| {
-            Ok(ReissueOutcome::Refused {
-                error,
-                revoked: Vec::new(),
-            })
-        };
-        let Some(session) = Session::find_for_update(conn, session_id)? else {
-            return refuse(ApiError::InvalidToken);
-        };
-        let now = Utc::now();
-        let row = RefreshToken::find_by_hash(conn, presented)?;
-        let Some(row) = row.filter(|r| r.session_id == session.id && session.user_id == user_id)
-        else {
-            // Signed by us but unknown: its session was deleted, or the row swept.
-            return refuse(if session.revoked_at.is_some() {
-                ApiError::SessionRevoked
-            } else {
-                ApiError::InvalidToken
-            });
-        };
-        let verdict = judge(
-            &session,
-            &row,
-            claims.is_expired_at(now.timestamp()),
-            access,
-            now,
-            grace,
-        );
-        let revoke = |conn: &mut PgConnection, reason, error| -> Result<ReissueOutcome, ApiError> {
-            let revoked = revoke_sessions(conn, &[session.id], reason, now)?;
-            log::warn!("session {} revoked: {}", session.id, reason.as_str());
-            Ok(ReissueOutcome::Refused { error, revoked })
-        };
-        match verdict {
-            Verdict::Revoked => refuse(ApiError::SessionRevoked),
-            Verdict::Expired => refuse(ApiError::TokenExpired),
-            Verdict::Reused => revoke(conn, RevokeReason::ReuseDetected, ApiError::TokenReused),
-            Verdict::PairMismatch => {
-                revoke(conn, RevokeReason::PairMismatch, ApiError::InvalidToken)
+    let refuse = |error| Ok(ReissueOutcome::Refused(error));
+    let Some(session) = Session::find_for_update(conn, session_id)? else {
+        return refuse(ApiError::InvalidToken);
+    };
+    let now = clock.now();
+    let row = RefreshToken::find_by_hash(conn, presented)?;
+    let Some(row) = row.filter(|r| r.session_id == session.id && session.user_id == user_id) else {
+        // Signed by us but unknown: its session was deleted, or the row swept.
+        return refuse(if session.revoked_at.is_some() {
+            ApiError::SessionRevoked
+        } else {
+            ApiError::InvalidToken
+        });
+    };
+    let verdict = judge(
+        &session,
+        &row,
+        claims.is_expired_at(now.timestamp()),
+        access,
+        now,
+        issuer.policy().reuse_grace,
+    );
+    let mut revoke = |reason, error| -> Result<ReissueOutcome, ApiError> {
+        revoker.end(conn, &[session.id], reason)?;
+        Ok(ReissueOutcome::Refused(error))
+    };
+    match verdict {
+        Verdict::Revoked => refuse(ApiError::SessionRevoked),
+        Verdict::Expired => refuse(ApiError::TokenExpired),
+        Verdict::Reused => revoke(RevokeReason::ReuseDetected, ApiError::TokenReused),
+        Verdict::PairMismatch => revoke(RevokeReason::PairMismatch, ApiError::InvalidToken),
+        Verdict::RepeatWithinGrace => {
+            let user = User::find(conn, session.user_id)?.ok_or(ApiError::InvalidToken)?;
+            let Some(current) = RefreshToken::current_for_session(conn, session.id)? else {
+                return refuse(ApiError::SessionRevoked);
+            };
+            let token = issuer.resign_refresh(&user, &current);
+            if TokenHash::of(&token) == current.token_hash {
+                Session::touch(conn, session.id, now)?;
+                let pair = issuer.pair(&user, &session, token, current.expires_at, now);
+                return Ok(ReissueOutcome::Issued(pair));
             }
-            Verdict::RepeatWithinGrace => {
-                let user = User::find(conn, session.user_id)?.ok_or(ApiError::InvalidToken)?;
-                let Some(current) = RefreshToken::current_for_session(conn, session.id)? else {
-                    return refuse(ApiError::SessionRevoked);
-                };
-                let token = issuer.resign_refresh(&user, &current);
-                if TokenHash::of(&token).as_bytes() == current.token_hash.as_slice() {
-                    Session::touch(conn, session.id, now)?;
-                    let pair = issuer.pair(&user, &session, token, current.expires_at, now);
-                    return Ok(ReissueOutcome::Issued(pair));
-                }
-                // The roles changed since, so the same string cannot be made
-                // again: move the chain on from the current token instead.
-                rotate(conn, issuer, &user, &session, &current, now)
-            }
-            Verdict::Rotate => {
-                let user = User::find(conn, session.user_id)?.ok_or(ApiError::InvalidToken)?;
-                rotate(conn, issuer, &user, &session, &row, now)
-            }
+            // The roles changed since, so the same string cannot be made
+            // again: move the chain on from the current token instead.
+            rotate(conn, issuer, &user, &session, &current, now)
         }
-    })
+        Verdict::Rotate => {
+            let user = User::find(conn, session.user_id)?.ok_or(ApiError::InvalidToken)?;
+            rotate(conn, issuer, &user, &session, &row, now)
+        }
+    }
 }
 
 fn rotate(
@@ -182,6 +213,7 @@ fn rotate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
@@ -205,7 +237,7 @@ mod tests {
         RefreshToken {
             id: Uuid::new_v4(),
             session_id: Uuid::new_v4(),
-            token_hash: vec![0; 32],
+            token_hash: TokenHash::of(""),
             issued_at: t(0),
             expires_at: t(100),
             spent_at: None,
@@ -325,5 +357,129 @@ mod tests {
             verdict(&row(), false, AccessEvidence::Mismatch, 10, NO_GRACE),
             Verdict::PairMismatch
         );
+    }
+
+    mod evidence {
+        use super::super::*;
+        use crate::tokens::SecretKey;
+        use uuid::Uuid;
+
+        const NOW: i64 = 1_700_000_000;
+
+        fn keys(secret: &str) -> TokenKeys {
+            TokenKeys::new(&SecretKey::new(secret), "authgate", "clients")
+        }
+
+        fn ours() -> TokenKeys {
+            keys("0123456789abcdef0123456789abcdef")
+        }
+
+        fn token(keys: &TokenKeys, typ: TokenKind, sid: Uuid, exp: i64) -> String {
+            keys.sign(&Claims {
+                iss: "authgate".into(),
+                aud: "clients".into(),
+                sub: Uuid::new_v4().to_string(),
+                sid: sid.to_string(),
+                jti: Uuid::new_v4().to_string(),
+                typ,
+                iat: exp - 60,
+                exp,
+                roles: vec![],
+                email: None,
+            })
+        }
+
+        #[test]
+        fn a_table_of_what_the_authorization_header_proves() {
+            let sid = Uuid::new_v4();
+            let refresh = token(&ours(), TokenKind::Refresh, sid, NOW + 100);
+            let bearer = |t: &str| format!("Bearer {t}");
+            let alive = bearer(&token(&ours(), TokenKind::Access, sid, NOW + 10));
+            let expired = bearer(&token(&ours(), TokenKind::Access, sid, NOW));
+            let other_session =
+                bearer(&token(&ours(), TokenKind::Access, Uuid::new_v4(), NOW + 10));
+            let foreign = bearer(&token(
+                &keys("another-key-another-key-another-key"),
+                TokenKind::Access,
+                sid,
+                NOW + 10,
+            ));
+            let refresh_of_session = bearer(&token(&ours(), TokenKind::Refresh, sid, NOW + 10));
+            let same_refresh = bearer(&refresh);
+            let lower_case_scheme = format!("bearer {}", &alive[7..]);
+            let table: &[(&str, Option<&str>, AccessEvidence)] = &[
+                ("no header", None, AccessEvidence::Absent),
+                (
+                    "another scheme",
+                    Some("Basic dXNlcjpwYXNz"),
+                    AccessEvidence::Absent,
+                ),
+                (
+                    "the refresh token again",
+                    Some(&same_refresh),
+                    AccessEvidence::Absent,
+                ),
+                (
+                    "alive, same session",
+                    Some(&alive),
+                    AccessEvidence::SameSession { expired: false },
+                ),
+                (
+                    "scheme in lower case",
+                    Some(&lower_case_scheme),
+                    AccessEvidence::SameSession { expired: false },
+                ),
+                (
+                    "expired, same session",
+                    Some(&expired),
+                    AccessEvidence::SameSession { expired: true },
+                ),
+                (
+                    "another session",
+                    Some(&other_session),
+                    AccessEvidence::Mismatch,
+                ),
+                (
+                    "signed by someone else",
+                    Some(&foreign),
+                    AccessEvidence::Mismatch,
+                ),
+                (
+                    "a refresh token as access",
+                    Some(&refresh_of_session),
+                    AccessEvidence::Mismatch,
+                ),
+                (
+                    "garbage",
+                    Some("Bearer not.a.token"),
+                    AccessEvidence::Mismatch,
+                ),
+                (
+                    "bearer without token",
+                    Some("Bearer"),
+                    AccessEvidence::Mismatch,
+                ),
+                (
+                    "bearer with two tokens",
+                    Some("Bearer a b"),
+                    AccessEvidence::Mismatch,
+                ),
+            ];
+            for (case, header, expected) in table {
+                let got = access_evidence(
+                    header.map(str::as_bytes),
+                    &refresh,
+                    &sid.to_string(),
+                    &ours(),
+                    NOW,
+                );
+                assert_eq!(got, *expected, "{case}");
+            }
+            let non_ascii = "Bearer tök".as_bytes();
+            assert_eq!(
+                access_evidence(Some(non_ascii), &refresh, &sid.to_string(), &ours(), NOW),
+                AccessEvidence::Mismatch
+            );
+        }
     }
 }

@@ -1,10 +1,18 @@
 //! The form in which a refresh token is stored: its SHA-256, never itself.
 
+use diesel::deserialize::{FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{Output, ToSql};
+use diesel::sql_types::Bytea;
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of a whole token string. A DBA who reads `refresh_tokens` sees
-/// only these, and cannot turn one back into a usable token.
-#[derive(Clone, PartialEq, Eq)]
+/// only these, and cannot turn one back into a usable token. It is the
+/// `token_hash` column's Rust type, so hashes are compared as values, never
+/// as raw bytes by hand.
+#[derive(Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Bytea)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
@@ -14,6 +22,22 @@ impl TokenHash {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+}
+
+impl ToSql<Bytea, Pg> for TokenHash {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {
+        <[u8] as ToSql<Bytea, Pg>>::to_sql(self.0.as_slice(), out)
+    }
+}
+
+impl FromSql<Bytea, Pg> for TokenHash {
+    fn from_sql(bytes: PgValue<'_>) -> diesel::deserialize::Result<TokenHash> {
+        let bytes = <Vec<u8> as FromSql<Bytea, Pg>>::from_sql(bytes)?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "refresh_tokens.token_hash is not 32 bytes")?;
+        Ok(TokenHash(hash))
     }
 }
 

@@ -127,20 +127,8 @@ mod tests {
     }
 
     fn b64(s: &str) -> String {
-        use std::fmt::Write;
-        // Minimal base64url without padding, enough for test headers.
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let bytes = s.as_bytes();
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
-                << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                out.write_char(A[((n >> (18 - 6 * i)) & 63) as usize] as char)
-                    .unwrap();
-            }
-        }
-        out
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
     }
 
     #[test]

@@ -8,8 +8,11 @@
 
 use std::path::Path;
 
+use authgate::clock::Clock;
 use authgate::config::Settings;
 use authgate::startup::Application;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -22,6 +25,8 @@ pub struct TestApp {
     pub db_url: String,
     pub settings: Settings,
     pub client: reqwest::Client,
+    /// The application's clock: tests move it instead of sleeping.
+    pub clock: Clock,
 }
 
 /// A token pair as the API returns it.
@@ -101,12 +106,17 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// Starts the application with these settings (a second instance on the
-/// same database, say).
+/// same database, say), on a clock of its own.
 pub async fn start(settings: Settings) -> TestApp {
+    start_with_clock(settings, Clock::system()).await
+}
+
+/// Starts the application on the given clock (another instance's, say).
+pub async fn start_with_clock(settings: Settings, clock: Clock) -> TestApp {
     settings
         .validate(Some("test"))
         .expect("valid test settings");
-    let app = Application::build(settings.clone())
+    let app = Application::build_with_clock(settings.clone(), clock.clone())
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -119,10 +129,17 @@ pub async fn start(settings: Settings) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        clock,
     }
 }
 
 impl TestApp {
+    /// Moves the application's clock forward: tokens expire, grace windows
+    /// and session lifetimes end, without waiting.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -299,38 +316,9 @@ pub fn claims_of(token: &str) -> Value {
 }
 
 pub fn base64url_decode(input: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url"),
-        }
-    };
-    let mut out = Vec::new();
-    for chunk in input.as_bytes().chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &c)| acc | (value(c) << (18 - 6 * i)));
-        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
-    out
+    URL_SAFE_NO_PAD.decode(input).expect("base64url")
 }
 
 pub fn base64url_encode(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -45,7 +45,7 @@ async fn a_repeat_after_the_grace_window_is_reuse() {
     let app = spawn_app_with(|s| s.sessions.reuse_grace_secs = 1).await;
     let (_, first) = app.logged_in().await;
     let second = app.reissue_ok(&first.refresh).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance(Duration::from_secs(1));
 
     assert_unauthorized(app.reissue(&first.refresh).await, "token_reused").await;
     assert_unauthorized(app.reissue(&second.refresh).await, "session_revoked").await;
@@ -94,7 +94,7 @@ async fn case_both_valid_gives_a_new_pair() {
 async fn case_access_expired_refresh_valid_gives_a_new_pair() {
     let app = spawn_app_with(|s| s.jwt.access_ttl_secs = 1).await;
     let (_, pair) = app.logged_in().await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_secs(2));
     assert_unauthorized(app.me(&pair.access).await, "token_expired").await;
 
     let response = app.reissue_with_access(&pair.refresh, &pair.access).await;
@@ -110,7 +110,7 @@ async fn case_access_valid_refresh_expired_renews_the_session() {
     })
     .await;
     let (_, pair) = app.logged_in().await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_secs(2));
     assert_unauthorized(app.reissue(&pair.refresh).await, "token_expired").await;
 
     let response = app.reissue_with_access(&pair.refresh, &pair.access).await;
@@ -129,7 +129,7 @@ async fn case_both_expired_is_401_token_expired() {
     })
     .await;
     let (_, pair) = app.logged_in().await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_secs(2));
 
     assert_unauthorized(
         app.reissue_with_access(&pair.refresh, &pair.access).await,
@@ -150,7 +150,7 @@ async fn no_renewal_past_the_session_max_lifetime() {
     // Both tokens are capped at the session's end.
     assert!(pair.json["expires_in"].as_i64().unwrap() <= 2);
     assert!(pair.json["refresh_expires_in"].as_i64().unwrap() <= 2);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    app.advance(Duration::from_secs(2));
 
     assert_unauthorized(
         app.reissue_with_access(&pair.refresh, &pair.access).await,

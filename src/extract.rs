@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::tokens::{Claims, TokenKind};
+use crate::state::AppState;
+use crate::tokens::{parse_bearer, Claims, TokenKind};
 
 /// Largest request body accepted, chunked or not.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -75,22 +75,13 @@ impl Body {
 
 /// The token of an `Authorization: Bearer <token>` header. `Ok(None)` when
 /// there is no header; `MissingToken` (a bare `Bearer` challenge) when it is
-/// not a well-formed bearer header: another scheme, no token, spaces inside,
-/// or bytes that are not visible ASCII.
+/// not a well-formed bearer header (see [`parse_bearer`]).
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| ApiError::MissingToken)?;
-    let (scheme, token) = value.split_once(' ').ok_or(ApiError::MissingToken)?;
-    let token = token.trim_start_matches(' ');
-    let well_formed = scheme.eq_ignore_ascii_case("bearer")
-        && !token.is_empty()
-        && token.bytes().all(|b| b.is_ascii_graphic());
-    if well_formed {
-        Ok(Some(token))
-    } else {
-        Err(ApiError::MissingToken)
+    match req.headers().get(header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(value) => parse_bearer(value.as_bytes())
+            .map(Some)
+            .ok_or(ApiError::MissingToken),
     }
 }
 
@@ -110,13 +101,13 @@ impl Authenticated {
             .expect("AppState is registered by startup");
         let token = bearer_token(req)?.ok_or(ApiError::MissingToken)?;
         let claims = state.issuer.keys().verify(token, TokenKind::Access)?.claims;
-        if claims.is_expired_at(chrono::Utc::now().timestamp()) {
+        if claims.is_expired_at(state.clock.unix()) {
             return Err(ApiError::TokenExpired);
         }
         let (Some(user_id), Some(session_id)) = (claims.user_id(), claims.session_id()) else {
             return Err(ApiError::InvalidToken);
         };
-        if state.revoked.contains(session_id) {
+        if state.revocations.set().contains(session_id) {
             return Err(ApiError::SessionRevoked);
         }
         Ok(Authenticated {

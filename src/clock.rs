@@ -1,0 +1,54 @@
+//! The time every rule is judged by.
+//!
+//! Expiry, the grace window, session lifetimes and the revoked set all ask
+//! one [`Clock`] rather than the system clock, so that the tests can move
+//! time forward instead of sleeping through it. In production the clock is
+//! the system clock: the offset stays zero.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+/// The system clock plus an offset that only tests move. Clones share the
+/// offset, so every part of one application sees the same time.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Unix seconds, as in `iat` and `exp`.
+    pub fn unix(&self) -> i64 {
+        self.now().timestamp()
+    }
+
+    /// Moves this clock (and its clones) forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 2);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_moves_of_the_clock() {
+        let clock = Clock::system();
+        let other = clock.clone();
+        let before = other.now();
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert!(other.now() - before >= chrono::Duration::seconds(3600));
+    }
+}

@@ -1,0 +1,169 @@
+//! Ending sessions (SPEC 4.5): the one owner of "mark the session and its
+//! refresh tokens revoked, announce it to every instance on commit, and tell
+//! this instance's revoked set at once".
+//!
+//! Every route that ends sessions goes through [`Revocations`]: logout,
+//! logout-all, session deletion, admin force-logout, login eviction, and the
+//! reissue path (reuse detection, a mixed pair). Work that decides inside its
+//! own transaction whether to end a session (reissue, login) runs in
+//! [`Revocations::transaction`] and ends sessions through the [`Revoker`] it
+//! is handed; the set learns of them only once the transaction commits.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::model::RevokeReason;
+use super::revoked::RevokedSessions;
+use crate::clock::Clock;
+use crate::db::{run_blocking, DbPool};
+use crate::error::ApiError;
+use crate::schema::{refresh_tokens, sessions};
+
+/// The channel on which a revocation is announced to every instance; the
+/// payload is the session id.
+pub const REVOKED_CHANNEL: &str = "authgate_session_revoked";
+
+diesel::define_sql_function!(fn pg_notify(channel: diesel::sql_types::Text, payload: diesel::sql_types::Text));
+
+/// What ends sessions; shared by every route through the application state.
+#[derive(Clone)]
+pub struct Revocations {
+    pool: DbPool,
+    set: Arc<RevokedSessions>,
+    clock: Clock,
+}
+
+/// The only way to end sessions inside [`Revocations::transaction`]. It
+/// remembers what it ended, for the revoked set once the work commits.
+pub struct Revoker {
+    clock: Clock,
+    ended: Vec<(Uuid, DateTime<Utc>)>,
+}
+
+impl Revoker {
+    /// Ends sessions: locks them in id order (so that concurrent revocations
+    /// of overlapping sets cannot deadlock), marks them and their refresh
+    /// tokens revoked, and queues a NOTIFY for each (delivered on commit).
+    /// Sessions already ended are left as they are. Returns the ids ended.
+    pub fn end(
+        &mut self,
+        conn: &mut PgConnection,
+        ids: &[Uuid],
+        reason: RevokeReason,
+    ) -> QueryResult<Vec<Uuid>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let locked: Vec<Uuid> = sessions::table
+            .filter(sessions::id.eq_any(ids))
+            .filter(sessions::revoked_at.is_null())
+            .order(sessions::id)
+            .select(sessions::id)
+            .for_update()
+            .load(conn)?;
+        self.mark_ended(conn, locked, reason)
+    }
+
+    /// Ends every live session of a user.
+    pub fn end_all_of_user(
+        &mut self,
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> QueryResult<Vec<Uuid>> {
+        let live: Vec<Uuid> = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .select(sessions::id)
+            .load(conn)?;
+        self.end(conn, &live, reason)
+    }
+
+    fn mark_ended(
+        &mut self,
+        conn: &mut PgConnection,
+        ids: Vec<Uuid>,
+        reason: RevokeReason,
+    ) -> QueryResult<Vec<Uuid>> {
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let now = self.clock.now();
+        diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
+            .set((
+                sessions::revoked_at.eq(now),
+                sessions::revoked_reason.eq(reason.as_str()),
+            ))
+            .execute(conn)?;
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::session_id.eq_any(&ids))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        for id in &ids {
+            diesel::select(pg_notify(REVOKED_CHANNEL, id.to_string())).execute(conn)?;
+            log::info!("session {id} ended: {}", reason.as_str());
+        }
+        self.ended.extend(ids.iter().map(|id| (*id, now)));
+        Ok(ids)
+    }
+}
+
+impl Revocations {
+    pub fn new(pool: DbPool, set: Arc<RevokedSessions>, clock: Clock) -> Revocations {
+        Revocations { pool, set, clock }
+    }
+
+    /// Runs `f` in one transaction on the blocking pool. Sessions that `f`
+    /// ends through the [`Revoker`] are added to this instance's revoked set
+    /// once the transaction has committed (other instances hear the NOTIFY);
+    /// when `f` fails, everything is rolled back and nothing is added.
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut PgConnection, &mut Revoker) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let clock = self.clock.clone();
+        let (value, ended) = run_blocking(&self.pool, move |conn| {
+            conn.transaction(|conn| {
+                let mut revoker = Revoker {
+                    clock,
+                    ended: Vec::new(),
+                };
+                let value = f(conn, &mut revoker)?;
+                Ok::<_, ApiError>((value, revoker.ended))
+            })
+        })
+        .await?;
+        for (id, at) in ended {
+            self.set.insert(id, at);
+        }
+        Ok(value)
+    }
+
+    /// Ends these sessions; returns the ids ended now.
+    pub async fn end(&self, ids: Vec<Uuid>, reason: RevokeReason) -> Result<Vec<Uuid>, ApiError> {
+        self.transaction(move |conn, revoker| Ok(revoker.end(conn, &ids, reason)?))
+            .await
+    }
+
+    /// Ends every live session of the user; returns the ids ended.
+    pub async fn end_all_of_user(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<Vec<Uuid>, ApiError> {
+        self.transaction(move |conn, revoker| Ok(revoker.end_all_of_user(conn, user_id, reason)?))
+            .await
+    }
+
+    /// This instance's revoked set, for the access-token check.
+    pub fn set(&self) -> &RevokedSessions {
+        &self.set
+    }
+}
