@@ -40,7 +40,14 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub pool_size: u32,
+    /// How long a request waits for a pooled connection.
     pub connect_timeout_ms: u64,
+    /// Server-side `statement_timeout` of every pooled connection.
+    pub statement_timeout_ms: u64,
+    /// Server-side `lock_timeout` of every pooled connection.
+    pub lock_timeout_ms: u64,
+    /// The deadline of a request's whole database work, checkout included.
+    pub request_deadline_ms: u64,
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -50,6 +57,9 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("url", &"<redacted>")
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field("request_deadline_ms", &self.request_deadline_ms)
             .finish()
     }
 }
@@ -204,6 +214,10 @@ impl Settings {
             ),
             ("ratelimit.window_secs", self.ratelimit.window_secs),
             ("database.pool_size", u64::from(self.database.pool_size)),
+            (
+                "database.request_deadline_ms",
+                self.database.request_deadline_ms,
+            ),
             ("sweeper.batch_size", u64::from(self.sweeper.batch_size)),
         ] {
             if value == 0 {
@@ -238,6 +252,9 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("database", "url"),
     ("database", "pool_size"),
     ("database", "connect_timeout_ms"),
+    ("database", "statement_timeout_ms"),
+    ("database", "lock_timeout_ms"),
+    ("database", "request_deadline_ms"),
     ("jwt", "secret"),
     ("jwt", "issuer"),
     ("jwt", "audience"),

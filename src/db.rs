@@ -1,10 +1,15 @@
-//! The way to PostgreSQL: the r2d2 pool, the embedded migrations, and
-//! [`run_blocking`], the one door through which handlers reach diesel.
+//! The way to PostgreSQL: the r2d2 pool with its deadlines, the embedded
+//! migrations, and [`run_blocking`], the one door through which handlers
+//! reach diesel.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseSettings;
@@ -14,26 +19,103 @@ pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// The pool and the deadline of the requests that use it.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    deadline: Duration,
+}
+
+impl Db {
+    pub fn new(pool: DbPool, settings: &DatabaseSettings) -> Db {
+        Db {
+            pool,
+            deadline: Duration::from_millis(settings.request_deadline_ms),
+        }
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+}
+
+/// Sets the server-side deadlines on every pooled connection when it is
+/// opened: `statement_timeout` (a statement that runs too long is
+/// cancelled), `lock_timeout` (a statement that waits on a lock held by
+/// someone else gives up) and `idle_in_transaction_session_timeout`.
+#[derive(Debug)]
+struct Deadlines {
+    statement_timeout_ms: u64,
+    lock_timeout_ms: u64,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for Deadlines {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; \
+             SET idle_in_transaction_session_timeout = 10000",
+            self.statement_timeout_ms, self.lock_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The URL with libpq's client-side timeouts added where it names none:
+/// `connect_timeout` (libpq's floor is 2 s), TCP keepalives, and
+/// `tcp_user_timeout`, so that a connection to a host that has gone away
+/// fails instead of hanging. (A frozen server whose kernel still answers TCP
+/// defeats these; the request deadline of [`run_blocking`] covers that.)
+pub fn with_client_timeouts(url: &str) -> String {
+    const DEFAULTS: [(&str, &str); 6] = [
+        ("connect_timeout", "2"),
+        ("keepalives", "1"),
+        ("keepalives_idle", "5"),
+        ("keepalives_interval", "2"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "10000"),
+    ];
+    let is_uri = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let mut out = url.trim().to_owned();
+    for (key, value) in DEFAULTS {
+        if out.contains(&format!("{key}=")) {
+            continue;
+        }
+        if is_uri {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(&format!("{key}={value}"));
+        } else {
+            out.push_str(&format!(" {key}={value}"));
+        }
+    }
+    out
+}
+
 /// Builds the pool and checks that the database answers: start-up refuses a
 /// missing or unreachable database. Checkout waits at most
 /// `database.connect_timeout_ms`, so that a request meets a database outage
 /// with 503 in well under 2 seconds rather than r2d2's default 30.
 pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, diesel::r2d2::PoolError> {
-    let manager = ConnectionManager::<PgConnection>::new(settings.url.clone());
+    let manager = ConnectionManager::<PgConnection>::new(with_client_timeouts(&settings.url));
     Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .connection_customizer(Box::new(Deadlines {
+            statement_timeout_ms: settings.statement_timeout_ms,
+            lock_timeout_ms: settings.lock_timeout_ms,
+        }))
         // Failures surface as 503s (logged once there) and as start-up's
         // one-line error; r2d2's own handler would log each attempt again.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .build(manager)
 }
 
-/// One connection outside the pool, for the one-shot subcommands.
+/// One connection outside the pool, for the one-shot subcommands and
+/// migrations: libpq's client timeouts, no statement deadline (a migration
+/// may rewrite a large table).
 pub fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgConnection> {
     use diesel::Connection;
-    PgConnection::establish(&settings.url)
+    PgConnection::establish(&with_client_timeouts(&settings.url))
         .map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))
 }
 
@@ -46,11 +128,14 @@ pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<usize> {
 }
 
 /// Why blocking database work did not run: no connection could be had in
-/// time, or the blocking task died. Callers see 503 `unavailable`.
+/// time, the deadline passed, or the blocking task died. Callers see 503
+/// `unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum DbUnavailable {
     #[error("no database connection: {0}")]
     Checkout(#[from] diesel::r2d2::PoolError),
+    #[error("the database did not answer within {0:?}")]
+    Deadline(Duration),
     #[error("the blocking task failed: {0}")]
     Task(String),
 }
@@ -69,13 +154,64 @@ where
     }
 }
 
+thread_local! {
+    /// Set while a blocking thread runs work whose caller may give up on it.
+    static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Whether the caller of the work running on this thread has given up on it
+/// (its deadline passed and it answered 503). Transactions check it before
+/// they commit, so that work the client was told failed does not land late.
+pub fn abandoned() -> bool {
+    ABANDONED.with(|flag| {
+        flag.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    })
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool: the one
-/// door through which request handlers, start-up and the sweeper reach
-/// diesel. Checking a connection out can itself block, so it happens inside
-/// the closure too.
-pub async fn run_blocking<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+/// door through which request handlers reach diesel. Checking a connection
+/// out can itself block, so it happens inside the closure too.
+///
+/// The whole of it (checkout included) has `database.request_deadline_ms`:
+/// past it the caller gets [`DbUnavailable::Deadline`] at once, even when the
+/// thread is stuck on a socket that nothing answers (a frozen server). The
+/// thread is left to finish on its own; the connection goes back to the
+/// pool when its socket resolves, and a transaction it was running rolls
+/// back instead of committing (see [`abandoned`]).
+pub async fn run_blocking<T, E, F>(db: &Db, f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbUnavailable> + Send + 'static,
+{
+    let pool = db.pool.clone();
+    let flag = Arc::new(AtomicBool::new(false));
+    let thread_flag = flag.clone();
+    let work = spawn_blocking(move || {
+        ABANDONED.with(|f| *f.borrow_mut() = Some(thread_flag));
+        let result = pool
+            .get()
+            .map_err(|e| E::from(DbUnavailable::from(e)))
+            .and_then(|mut conn| f(&mut conn));
+        ABANDONED.with(|f| *f.borrow_mut() = None);
+        result
+    });
+    match tokio::time::timeout(db.deadline, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            flag.store(true, Ordering::Release);
+            Err(DbUnavailable::Deadline(db.deadline).into())
+        }
+    }
+}
+
+/// [`run_blocking`] without a deadline, for work that is long by nature
+/// (a sweeper pass of many batches, each bounded by `statement_timeout`).
+pub async fn run_blocking_unbounded<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<DbUnavailable> + Send + 'static,
 {
@@ -85,4 +221,23 @@ where
         f(&mut conn)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_timeouts_are_added_to_urls_that_name_none() {
+        assert_eq!(
+            with_client_timeouts("postgres://u@h/db"),
+            "postgres://u@h/db?connect_timeout=2&keepalives=1&keepalives_idle=5\
+             &keepalives_interval=2&keepalives_count=3&tcp_user_timeout=10000"
+        );
+        let url = with_client_timeouts("postgres://u@h/db?sslmode=disable&connect_timeout=9");
+        assert!(url.starts_with("postgres://u@h/db?sslmode=disable&connect_timeout=9&keepalives=1"));
+        assert_eq!(url.matches("connect_timeout").count(), 1);
+        assert!(with_client_timeouts("host=h dbname=db")
+            .starts_with("host=h dbname=db connect_timeout=2 "));
+    }
 }

@@ -160,10 +160,28 @@ impl From<diesel::result::Error> for ApiError {
                 log::warn!("database connection lost: {}", info.message());
                 ApiError::Unavailable
             }
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                log::warn!("database conflict: {}", info.message());
+                ApiError::Unavailable
+            }
+            Error::DatabaseError(_, info) if is_deadline(info.message()) => {
+                log::warn!("database deadline: {}", info.message());
+                ApiError::Unavailable
+            }
             Error::NotFound => ApiError::NotFound,
             other => ApiError::Internal(other.into()),
         }
     }
+}
+
+/// Whether PostgreSQL gave up on a statement because of one of our
+/// deadlines (`statement_timeout`, `lock_timeout`; SQLSTATE 57014 and
+/// 55P03). diesel does not expose the SQLSTATE, so the (English) message
+/// is matched: the clusters we start use the C locale.
+fn is_deadline(message: &str) -> bool {
+    message.starts_with("canceling statement due to")
+        || message.starts_with("could not obtain lock")
+        || message.contains("due to idle-in-transaction timeout")
 }
 
 impl From<crate::tokens::TokenError> for ApiError {

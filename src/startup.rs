@@ -43,9 +43,9 @@ impl Application {
         let bcrypt_cost = settings.password.bcrypt_cost;
         let set_clock = clock.clone();
         let (pool, revoked, hasher) = db::spawn_blocking(move || -> anyhow::Result<_> {
+            let applied = db::run_migrations(&mut db::connect(&database)?)?;
             let pool = db::build_pool(&database).context("cannot reach the database")?;
             let mut conn = pool.get().context("cannot reach the database")?;
-            let applied = db::run_migrations(&mut conn)?;
             if applied > 0 {
                 log::info!("applied {applied} migration(s)");
             }
@@ -56,13 +56,14 @@ impl Application {
         .await?;
         spawn_listener(settings.database.url.clone(), &revoked)?;
 
+        let db = db::Db::new(pool.clone(), &settings.database);
         let metrics = Arc::new(Metrics::new());
         let scheduler =
             sweeper::start_schedule(pool.clone(), settings.sweeper.clone(), metrics.clone())
                 .await?;
         let state = web::Data::new(AppState {
-            revocations: Revocations::new(pool.clone(), revoked, clock.clone()),
-            pool,
+            revocations: Revocations::new(db.clone(), revoked, clock.clone()),
+            db,
             issuer: TokenIssuer::new(&settings.jwt, policy),
             hasher,
             limiter: LoginLimiter::new(&settings.ratelimit),

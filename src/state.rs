@@ -3,7 +3,7 @@
 //! the metrics. Built once by [`crate::startup::Application::build`].
 
 use crate::clock::Clock;
-use crate::db::DbPool;
+use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::ratelimit::LoginLimiter;
 use crate::sessions::{Revocations, TokenIssuer};
@@ -11,7 +11,7 @@ use crate::users::PasswordHasher;
 use std::sync::Arc;
 
 pub struct AppState {
-    pub pool: DbPool,
+    pub db: Db,
     pub issuer: TokenIssuer,
     pub hasher: PasswordHasher,
     pub revocations: Revocations,

@@ -19,7 +19,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::config::SweeperSettings;
-use crate::db::{run_blocking, DbPool};
+use crate::db::{run_blocking_unbounded, DbPool};
 use crate::metrics::Metrics;
 
 /// The advisory-lock key of the sweeper ("authgate" in ASCII).
@@ -261,7 +261,7 @@ const COUNT_SESSIONS: &str = "
 /// counts it. Never fails: a failed pass is logged and the next tick retries.
 pub async fn scheduled_pass(pool: DbPool, settings: SweeperSettings, metrics: Arc<Metrics>) {
     let outcome: anyhow::Result<PassOutcome> =
-        run_blocking(&pool, move |conn| run_pass(conn, &settings, false)).await;
+        run_blocking_unbounded(&pool, move |conn| run_pass(conn, &settings, false)).await;
     match &outcome {
         Ok(PassOutcome::Done(report)) => log::info!("sweeper: {report}"),
         Ok(PassOutcome::Skipped) => log::info!("sweeper: skipped, another pass is running"),

@@ -57,7 +57,7 @@ pub async fn signup(
     let password_hash = web::block(move || hasher.hash(&credentials.password))
         .await?
         .map_err(ApiError::Internal)?;
-    let user = run_blocking(&state.pool, move |conn| {
+    let user = run_blocking(&state.db, move |conn| {
         let new = NewUser {
             email: &email,
             email_canonical: &canonical_email(&email),
@@ -89,7 +89,7 @@ pub async fn login(
     state.limiter.check(&email, ip.as_deref())?;
 
     let lookup = canonical_email(&email);
-    let user = run_blocking(&state.pool, move |conn| {
+    let user = run_blocking(&state.db, move |conn| {
         Ok::<_, ApiError>(User::find_by_email(conn, &lookup)?)
     })
     .await?;
@@ -197,7 +197,7 @@ pub async fn logout(
             .claims;
         let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
         let hash = TokenHash::of(&refresh);
-        run_blocking(&state.pool, move |conn| {
+        run_blocking(&state.db, move |conn| {
             let row = sessions::RefreshToken::find_by_hash(conn, &hash)?;
             match row {
                 Some(row) if row.session_id == sid && row.revoked_at.is_none() => Ok(sid),

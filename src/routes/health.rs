@@ -15,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when PostgreSQL answers, 503 `unavailable` when it does not (within
 /// the pool's checkout timeout).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    run_blocking(&state.pool, |conn| {
+    run_blocking(&state.db, |conn| {
         diesel::sql_query("SELECT 1").execute(conn).map_err(|err| {
             log::warn!("readiness check failed: {err}");
             ApiError::Unavailable

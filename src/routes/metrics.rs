@@ -13,7 +13,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let gauges = &state.metrics.gauges;
     let tokens = match gauges.fresh() {
         Some(counts) => Some(counts),
-        None => run_blocking(&state.pool, |conn| Ok::<_, ApiError>(count_tokens(conn)?))
+        None => run_blocking(&state.db, |conn| Ok::<_, ApiError>(count_tokens(conn)?))
             .await
             .ok()
             .inspect(|counts| gauges.store(*counts)),

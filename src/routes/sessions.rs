@@ -28,7 +28,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, now) = (auth.user_id, state.clock.now());
     let access_ttl = state.issuer.policy().access_ttl;
-    let live = run_blocking(&state.pool, move |conn| {
+    let live = run_blocking(&state.db, move |conn| {
         Ok::<_, ApiError>(Session::live_for_user(conn, user_id, now, access_ttl)?)
     })
     .await?;
@@ -56,7 +56,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let user_id = auth.user_id;
-    let session = run_blocking(&state.pool, move |conn| {
+    let session = run_blocking(&state.db, move |conn| {
         Ok::<_, ApiError>(Session::find_of_user(conn, id, user_id)?)
     })
     .await?;

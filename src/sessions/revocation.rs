@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::model::RevokeReason;
 use super::revoked::RevokedSessions;
 use crate::clock::Clock;
-use crate::db::{run_blocking, DbPool};
+use crate::db::{self, run_blocking, Db};
 use crate::error::ApiError;
 use crate::schema::{refresh_tokens, sessions};
 
@@ -31,7 +31,7 @@ diesel::define_sql_function!(fn pg_notify(channel: diesel::sql_types::Text, payl
 /// What ends sessions; shared by every route through the application state.
 #[derive(Clone)]
 pub struct Revocations {
-    pool: DbPool,
+    db: Db,
     set: Arc<RevokedSessions>,
     clock: Clock,
 }
@@ -115,27 +115,33 @@ impl Revoker {
 }
 
 impl Revocations {
-    pub fn new(pool: DbPool, set: Arc<RevokedSessions>, clock: Clock) -> Revocations {
-        Revocations { pool, set, clock }
+    pub fn new(db: Db, set: Arc<RevokedSessions>, clock: Clock) -> Revocations {
+        Revocations { db, set, clock }
     }
 
     /// Runs `f` in one transaction on the blocking pool. Sessions that `f`
     /// ends through the [`Revoker`] are added to this instance's revoked set
     /// once the transaction has committed (other instances hear the NOTIFY);
-    /// when `f` fails, everything is rolled back and nothing is added.
+    /// when `f` fails, or the request's deadline has passed, everything is
+    /// rolled back and nothing is added.
     pub async fn transaction<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut PgConnection, &mut Revoker) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
         let clock = self.clock.clone();
-        let (value, ended) = run_blocking(&self.pool, move |conn| {
+        let (value, ended) = run_blocking(&self.db, move |conn| {
             conn.transaction(|conn| {
                 let mut revoker = Revoker {
                     clock,
                     ended: Vec::new(),
                 };
                 let value = f(conn, &mut revoker)?;
+                if db::abandoned() {
+                    // The client was already told 503: roll back rather
+                    // than let the change land unseen.
+                    return Err(ApiError::Unavailable);
+                }
                 Ok::<_, ApiError>((value, revoker.ended))
             })
         })
