@@ -93,6 +93,7 @@ pub struct Metrics {
     last_pass_timestamp: IntGauge,
     refresh_tokens: IntGaugeVec,
     revoked_cached: IntGauge,
+    feed_lag: Gauge,
     /// The last token counts and when they were computed.
     pub gauges: GaugeCache,
 }
@@ -142,13 +143,19 @@ impl Metrics {
             "session ids in this instance's revoked-session set",
         )
         .expect("valid metric");
+        let feed_lag = Gauge::new(
+            "authgate_revocation_feed_lag_seconds",
+            "time since this instance's revoked set last caught up with the database (readyz fails above 5)",
+        )
+        .expect("valid metric");
         for reason in ["expired", "revoked"] {
             swept_rows.with_label_values(&[reason]);
         }
         for outcome in ["done", "skipped", "failed"] {
             passes.with_label_values(&[outcome]);
         }
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+            Box::new(feed_lag.clone()),
             Box::new(swept_rows.clone()),
             Box::new(swept_sessions.clone()),
             Box::new(passes.clone()),
@@ -172,6 +179,7 @@ impl Metrics {
             last_pass_timestamp,
             refresh_tokens,
             revoked_cached,
+            feed_lag,
             gauges: GaugeCache::default(),
         }
     }
@@ -198,9 +206,15 @@ impl Metrics {
 
     /// The exposition text: every counter, and the token gauges when
     /// `tokens` could be computed.
-    pub fn render(&self, tokens: Option<TokenCounts>, revoked_cached: usize) -> String {
+    pub fn render(
+        &self,
+        tokens: Option<TokenCounts>,
+        revoked_cached: usize,
+        feed_lag: std::time::Duration,
+    ) -> String {
         self.revoked_cached
             .set(i64::try_from(revoked_cached).unwrap_or(i64::MAX));
+        self.feed_lag.set(feed_lag.as_secs_f64());
         let mut families = self.registry.gather();
         if let Some(t) = tokens {
             for (state, value) in [

@@ -51,16 +51,22 @@ impl Application {
             }
             let revoked = RevokedSessions::new(policy.access_ttl, set_clock.clone());
             revoked.load_since(&mut conn, revoked.horizon(set_clock.now()))?;
+            revoked.mark_synced();
             Ok((pool, revoked, PasswordHasher::new(bcrypt_cost)))
         })
         .await?;
-        spawn_listener(settings.database.url.clone(), &revoked)?;
+        spawn_listener(&settings.database.url, &revoked)?;
 
         let db = db::Db::new(pool.clone(), &settings.database);
         let metrics = Arc::new(Metrics::new());
-        let scheduler =
-            sweeper::start_schedule(pool.clone(), settings.sweeper.clone(), metrics.clone())
-                .await?;
+        let access_ttl = policy.access_ttl.to_std().unwrap_or_default();
+        let scheduler = sweeper::start_schedule(
+            pool.clone(),
+            settings.sweeper.clone(),
+            access_ttl,
+            metrics.clone(),
+        )
+        .await?;
         let state = web::Data::new(AppState {
             revocations: Revocations::new(db.clone(), revoked, clock.clone()),
             db,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::config::SweeperSettings;
@@ -75,22 +75,38 @@ struct Count {
     n: i64,
 }
 
+/// A refresh-token row that a live access token may still need: the
+/// session's current (unspent) row while the session's last login or
+/// reissue is less than one access lifetime ($2 seconds) ago. Such an
+/// access token may renew the session after its refresh token has expired
+/// (SPEC 4.3), and its logout must still find the session (SPEC 5).
+const NEEDED_BY_AN_ACCESS_TOKEN: &str = "
+    r.spent_at IS NULL
+    AND EXISTS (SELECT 1 FROM sessions s
+                 WHERE s.id = r.session_id
+                   AND s.last_used_at > now() - make_interval(secs => $2))";
+
 /// Deletes one batch of expired rows, oldest first, through
 /// `refresh_tokens_expires_at_idx`. `id = ANY(ARRAY(…))` makes each deletion
 /// a primary-key look-up; a join (`USING`, `IN`) lets the planner pick a
 /// hash join with a sequential scan of the whole table instead.
-const DELETE_EXPIRED: &str = "
-    DELETE FROM refresh_tokens
-     WHERE id = ANY (ARRAY(
-           SELECT id FROM refresh_tokens
-            WHERE expires_at <= now()
-            ORDER BY expires_at
-            LIMIT $1
-              FOR UPDATE SKIP LOCKED))
-    RETURNING session_id";
+fn delete_expired_sql() -> String {
+    format!(
+        "DELETE FROM refresh_tokens
+          WHERE id = ANY (ARRAY(
+                SELECT r.id FROM refresh_tokens r
+                 WHERE r.expires_at <= now()
+                   AND NOT ({NEEDED_BY_AN_ACCESS_TOKEN})
+                 ORDER BY r.expires_at
+                 LIMIT $1
+                   FOR UPDATE OF r SKIP LOCKED))
+         RETURNING session_id"
+    )
+}
 
-/// Deletes one batch of revoked rows past the retention, through the partial
-/// `refresh_tokens_revoked_at_idx`.
+/// Deletes one batch of revoked rows past the retention ($2 seconds: the
+/// larger of `sweeper.revoked_retention_secs` and the access lifetime),
+/// through the partial `refresh_tokens_revoked_at_idx`.
 const DELETE_REVOKED: &str = "
     DELETE FROM refresh_tokens
      WHERE id = ANY (ARRAY(
@@ -102,15 +118,31 @@ const DELETE_REVOKED: &str = "
     RETURNING session_id";
 
 /// Deletes the given sessions that have no rows left (a primary-key look-up
-/// each, and an index probe of `refresh_tokens_session_id_idx`).
+/// each, and an index probe of `refresh_tokens_session_id_idx`), except a
+/// revoked one within $2 seconds of its revocation: every instance, a newly
+/// started one included, learns of revocations from `sessions.revoked_at`.
 const DELETE_EMPTIED_SESSIONS: &str = "
     DELETE FROM sessions s
      WHERE s.id = ANY($1)
+       AND (s.revoked_at IS NULL OR s.revoked_at <= now() - make_interval(secs => $2))
        AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id)";
 
+/// Deletes one batch of revoked sessions past the retention ($2 seconds)
+/// that have no rows left (an emptied session kept by the rule above, or a
+/// tombstone written by a logout), through `sessions_revoked_at_idx`.
+const DELETE_REVOKED_SESSIONS: &str = "
+    DELETE FROM sessions
+     WHERE id = ANY (ARRAY(
+           SELECT s.id FROM sessions s
+            WHERE s.revoked_at <= now() - make_interval(secs => $2)
+              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id)
+            ORDER BY s.revoked_at
+            LIMIT $1
+              FOR UPDATE OF s SKIP LOCKED))";
+
 /// Deletes one batch of sessions past their absolute end (their rows, all
-/// expired by then, go with them), through `sessions_expires_at_idx`.
-/// Catches sessions that a failed pass emptied but did not delete.
+/// expired by then, go with them; no access token outlives it), through
+/// `sessions_expires_at_idx`.
 const DELETE_ENDED_SESSIONS: &str = "
     DELETE FROM sessions
      WHERE id = ANY (ARRAY(
@@ -120,11 +152,37 @@ const DELETE_ENDED_SESSIONS: &str = "
             LIMIT $1
               FOR UPDATE SKIP LOCKED))";
 
+/// How long things must stay, from the settings and the access lifetime.
+#[derive(Debug, Clone, Copy)]
+struct Horizons {
+    batch: i64,
+    pause: Duration,
+    /// The access lifetime, in seconds (make_interval takes float8).
+    access_ttl: f64,
+    /// How long revoked rows and sessions stay: the retention, but never
+    /// less than the access lifetime.
+    keep_revoked: f64,
+}
+
+impl Horizons {
+    fn new(settings: &SweeperSettings, access_ttl: Duration) -> Horizons {
+        let access_ttl = access_ttl.as_secs_f64();
+        Horizons {
+            batch: i64::from(settings.batch_size.max(1)),
+            pause: Duration::from_millis(settings.batch_pause_ms),
+            access_ttl,
+            keep_revoked: (settings.revoked_retention_secs as f64).max(access_ttl),
+        }
+    }
+}
+
 /// Runs one pass on this connection. With `dry_run`, counts what a pass
-/// would remove and deletes nothing.
+/// would remove and deletes nothing. `access_ttl` is `jwt.access_ttl_secs`:
+/// nothing a live access token may still need is removed (SPEC 5).
 pub fn run_pass(
     conn: &mut PgConnection,
     settings: &SweeperSettings,
+    access_ttl: Duration,
     dry_run: bool,
 ) -> anyhow::Result<PassOutcome> {
     let started = Instant::now();
@@ -135,10 +193,11 @@ pub fn run_pass(
     if !locked {
         return Ok(PassOutcome::Skipped);
     }
+    let horizons = Horizons::new(settings, access_ttl);
     let result = if dry_run {
-        count(conn, settings)
+        count(conn, horizons)
     } else {
-        sweep(conn, settings)
+        sweep(conn, horizons)
     };
     // A lost connection drops the lock and the setting with it, so errors
     // here are moot; a pooled connection must not keep either.
@@ -151,18 +210,7 @@ pub fn run_pass(
     Ok(PassOutcome::Done(report))
 }
 
-fn batch_size(settings: &SweeperSettings) -> i64 {
-    i64::from(settings.batch_size.max(1))
-}
-
-fn retention_secs(settings: &SweeperSettings) -> f64 {
-    // make_interval takes double precision seconds.
-    settings.revoked_retention_secs as f64
-}
-
-fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<SweepReport> {
-    let batch = batch_size(settings);
-    let pause = Duration::from_millis(settings.batch_pause_ms);
+fn sweep(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
     // A delete lost in a crash is redone by the next pass, so the batches
     // need not wait for their WAL to reach disk, and do not queue behind
@@ -170,30 +218,40 @@ fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<
     diesel::sql_query("SET synchronous_commit TO off").execute(conn)?;
     let mut emptied: HashSet<Uuid> = HashSet::new();
 
-    report.expired = drain(conn, batch, pause, &mut emptied, |conn| {
-        diesel::sql_query(DELETE_EXPIRED)
-            .bind::<BigInt, _>(batch)
+    let delete_expired = delete_expired_sql();
+    report.expired = drain(conn, h, &mut emptied, |conn| {
+        diesel::sql_query(&delete_expired)
+            .bind::<BigInt, _>(h.batch)
+            .bind::<Double, _>(h.access_ttl)
             .load(conn)
     })?;
-    report.revoked = drain(conn, batch, pause, &mut emptied, |conn| {
+    report.revoked = drain(conn, h, &mut emptied, |conn| {
         diesel::sql_query(DELETE_REVOKED)
-            .bind::<BigInt, _>(batch)
-            .bind::<diesel::sql_types::Double, _>(retention_secs(settings))
+            .bind::<BigInt, _>(h.batch)
+            .bind::<Double, _>(h.keep_revoked)
             .load(conn)
     })?;
     let candidates: Vec<Uuid> = emptied.into_iter().collect();
-    for chunk in candidates.chunks(batch as usize) {
+    for chunk in candidates.chunks(h.batch as usize) {
         report.sessions += diesel::sql_query(DELETE_EMPTIED_SESSIONS)
             .bind::<Array<SqlUuid>, _>(chunk)
+            .bind::<Double, _>(h.keep_revoked)
             .execute(conn)? as u64;
     }
-    loop {
-        let deleted = diesel::sql_query(DELETE_ENDED_SESSIONS)
-            .bind::<BigInt, _>(batch)
-            .execute(conn)?;
-        report.sessions += deleted as u64;
-        if (deleted as i64) < batch {
-            break;
+    for (sql, horizon) in [
+        (DELETE_REVOKED_SESSIONS, Some(h.keep_revoked)),
+        (DELETE_ENDED_SESSIONS, None),
+    ] {
+        loop {
+            let query = diesel::sql_query(sql).bind::<BigInt, _>(h.batch);
+            let deleted = match horizon {
+                Some(secs) => query.bind::<Double, _>(secs).execute(conn)?,
+                None => query.execute(conn)?,
+            };
+            report.sessions += deleted as u64;
+            if (deleted as i64) < h.batch {
+                break;
+            }
         }
     }
     Ok(report)
@@ -204,8 +262,7 @@ fn sweep(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<
 /// sessions they belonged to.
 fn drain(
     conn: &mut PgConnection,
-    batch: i64,
-    pause: Duration,
+    h: Horizons,
     emptied: &mut HashSet<Uuid>,
     mut delete: impl FnMut(&mut PgConnection) -> QueryResult<Vec<SessionId>>,
 ) -> QueryResult<u64> {
@@ -214,54 +271,64 @@ fn drain(
         let rows = delete(conn)?;
         total += rows.len() as u64;
         emptied.extend(rows.iter().map(|r| r.session_id));
-        if (rows.len() as i64) < batch {
+        if (rows.len() as i64) < h.batch {
             return Ok(total);
         }
-        std::thread::sleep(pause);
+        std::thread::sleep(h.pause);
     }
 }
 
-/// What a pass would remove, counted without deleting.
-fn count(conn: &mut PgConnection, settings: &SweeperSettings) -> anyhow::Result<SweepReport> {
-    // Every query takes the retention as $1, used or not, so one helper binds it.
-    let retention = retention_secs(settings);
+/// What a pass would remove, counted without deleting. Every query takes
+/// the access lifetime as $1 and the revoked retention as $2.
+fn count(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
     let mut n = |sql: &str| -> anyhow::Result<u64> {
         let count: Count = diesel::sql_query(sql)
-            .bind::<diesel::sql_types::Double, _>(retention)
+            .bind::<Double, _>(h.access_ttl)
+            .bind::<Double, _>(h.keep_revoked)
             .get_result(conn)?;
         Ok(count.n.max(0) as u64)
     };
+    let needed = NEEDED_BY_AN_ACCESS_TOKEN.replace("$2", "$1");
+    let expired = format!(
+        "SELECT count(*) AS n FROM refresh_tokens r
+          WHERE r.expires_at <= now() AND NOT ({needed}) AND $2::float8 IS NOT NULL"
+    );
+    let revoked = "SELECT count(*) AS n FROM refresh_tokens r
+          WHERE NOT (r.expires_at <= now())
+            AND r.revoked_at <= now() - make_interval(secs => $2)
+            AND $1::float8 IS NOT NULL";
+    // Sessions past their end, or left with no row and not a revoked
+    // session still within the retention.
+    let sessions = format!(
+        "SELECT count(*) AS n FROM sessions s
+          WHERE s.expires_at <= now()
+             OR ((s.revoked_at IS NULL OR s.revoked_at <= now() - make_interval(secs => $2))
+                 AND NOT EXISTS (
+                     SELECT 1 FROM refresh_tokens r
+                      WHERE r.session_id = s.id
+                        AND NOT (r.expires_at <= now() AND NOT ({needed}))
+                        AND NOT coalesce(r.revoked_at <= now() - make_interval(secs => $2), false)))"
+    );
     Ok(SweepReport {
-        expired: n(COUNT_EXPIRED)?,
-        revoked: n(COUNT_REVOKED)?,
-        sessions: n(COUNT_SESSIONS)?,
+        expired: n(&expired)?,
+        revoked: n(revoked)?,
+        sessions: n(&sessions)?,
         took: Duration::ZERO,
     })
 }
 
-const COUNT_EXPIRED: &str = "
-    SELECT count(*) AS n FROM refresh_tokens
-     WHERE expires_at <= now() AND $1::float8 IS NOT NULL";
-
-const COUNT_REVOKED: &str = "
-    SELECT count(*) AS n FROM refresh_tokens
-     WHERE expires_at > now() AND revoked_at <= now() - make_interval(secs => $1)";
-
-/// Sessions past their end, or whose every row would go.
-const COUNT_SESSIONS: &str = "
-    SELECT count(*) AS n FROM sessions s
-     WHERE s.expires_at <= now()
-        OR NOT EXISTS (SELECT 1 FROM refresh_tokens r
-                        WHERE r.session_id = s.id
-                          AND r.expires_at > now()
-                          AND (r.revoked_at IS NULL
-                               OR r.revoked_at > now() - make_interval(secs => $1)))";
-
 /// Runs a pass on the blocking pool with a pooled connection, logs it, and
 /// counts it. Never fails: a failed pass is logged and the next tick retries.
-pub async fn scheduled_pass(pool: DbPool, settings: SweeperSettings, metrics: Arc<Metrics>) {
-    let outcome: anyhow::Result<PassOutcome> =
-        run_blocking_unbounded(&pool, move |conn| run_pass(conn, &settings, false)).await;
+pub async fn scheduled_pass(
+    pool: DbPool,
+    settings: SweeperSettings,
+    access_ttl: Duration,
+    metrics: Arc<Metrics>,
+) {
+    let outcome: anyhow::Result<PassOutcome> = run_blocking_unbounded(&pool, move |conn| {
+        run_pass(conn, &settings, access_ttl, false)
+    })
+    .await;
     match &outcome {
         Ok(PassOutcome::Done(report)) => log::info!("sweeper: {report}"),
         Ok(PassOutcome::Skipped) => log::info!("sweeper: skipped, another pass is running"),
@@ -277,6 +344,7 @@ pub async fn scheduled_pass(pool: DbPool, settings: SweeperSettings, metrics: Ar
 pub async fn start_schedule(
     pool: DbPool,
     settings: SweeperSettings,
+    access_ttl: Duration,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Option<tokio_cron_scheduler::JobScheduler>> {
     use tokio_cron_scheduler::{Job, JobScheduler};
@@ -285,6 +353,7 @@ pub async fn start_schedule(
         Box::pin(scheduled_pass(
             pool.clone(),
             settings.clone(),
+            access_ttl,
             metrics.clone(),
         ))
     });

@@ -183,33 +183,41 @@ pub async fn logout(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let session_id = if bearer_token(&req)?.is_some() {
-        Authenticated::check(&req)?.session_id
-    } else {
-        if body.is_blank() {
-            return Err(ApiError::MissingToken);
-        }
-        let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
-        let claims = state
-            .issuer
-            .keys()
-            .verify(&refresh, TokenKind::Refresh)?
-            .claims;
-        let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
-        let hash = TokenHash::of(&refresh);
-        run_blocking(&state.db, move |conn| {
-            let row = sessions::RefreshToken::find_by_hash(conn, &hash)?;
-            match row {
-                Some(row) if row.session_id == sid && row.revoked_at.is_none() => Ok(sid),
+    if bearer_token(&req)?.is_some() {
+        let auth = Authenticated::check(&req)?;
+        let (sid, uid) = (auth.session_id, auth.user_id);
+        let exp = chrono::DateTime::from_timestamp(auth.claims.exp, 0).unwrap_or_default();
+        state
+            .revocations
+            .transaction(move |conn, revoker| {
+                Ok(revoker.end_session_of_token(conn, sid, uid, exp, RevokeReason::Logout)?)
+            })
+            .await?;
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    if body.is_blank() {
+        return Err(ApiError::MissingToken);
+    }
+    let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
+    let claims = state
+        .issuer
+        .keys()
+        .verify(&refresh, TokenKind::Refresh)?
+        .claims;
+    let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
+    let hash = TokenHash::of(&refresh);
+    state
+        .revocations
+        .transaction(move |conn, revoker| {
+            match sessions::RefreshToken::find_by_hash(conn, &hash)? {
+                Some(row) if row.session_id == sid && row.revoked_at.is_none() => {
+                    revoker.end(conn, &[sid], RevokeReason::Logout)?;
+                    Ok(())
+                }
                 Some(row) if row.session_id == sid => Err(ApiError::SessionRevoked),
                 _ => Err(ApiError::InvalidToken),
             }
         })
-        .await?
-    };
-    state
-        .revocations
-        .end(vec![session_id], RevokeReason::Logout)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -20,5 +20,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(tokens, state.revocations.set().len()))
+        .body(state.metrics.render(
+            tokens,
+            state.revocations.set().len(),
+            state.revocations.set().lag(),
+        ))
 }

@@ -13,5 +13,5 @@ pub use issuer::{MintedRefresh, TokenIssuer, TokenPair};
 pub use model::{NewSession, RefreshToken, RevokeReason, Session};
 pub use open::{open_session, Device};
 pub use revocation::{Revocations, Revoker, REVOKED_CHANNEL};
-pub use revoked::{spawn_listener, RevokedSessions};
+pub use revoked::{spawn_listener, RevokedSessions, MAX_FEED_LAG};
 pub use rotation::{access_evidence, judge, reissue, AccessEvidence, ReissueOutcome, Verdict};

@@ -67,6 +67,43 @@ impl Revoker {
         self.mark_ended(conn, locked, reason)
     }
 
+    /// Ends the session of a live access token. When the session row is
+    /// gone (deleted by hand, or swept), a revoked tombstone row takes its
+    /// place until the token's `exp`, so that every instance, a newly
+    /// started one included, refuses the token all the same.
+    pub fn end_session_of_token(
+        &mut self,
+        conn: &mut PgConnection,
+        session_id: Uuid,
+        user_id: Uuid,
+        token_exp: DateTime<Utc>,
+        reason: RevokeReason,
+    ) -> QueryResult<()> {
+        let exists = diesel::select(diesel::dsl::exists(sessions::table.find(session_id)))
+            .get_result::<bool>(conn)?;
+        if exists {
+            return self.end(conn, &[session_id], reason).map(drop);
+        }
+        let now = self.clock.now();
+        diesel::sql_query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at,
+                                   revoked_at, revoked_reason)
+             SELECT $1, u.id, $3, $3, greatest($4, $3 + interval '1 second'), $3, $5
+               FROM users u WHERE u.id = $2
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(session_id)
+        .bind::<diesel::sql_types::Uuid, _>(user_id)
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::Timestamptz, _>(token_exp)
+        .bind::<diesel::sql_types::Text, _>(reason.as_str())
+        .execute(conn)?;
+        diesel::select(pg_notify(REVOKED_CHANNEL, session_id.to_string())).execute(conn)?;
+        log::info!("session {session_id} (gone) ended: {}", reason.as_str());
+        self.ended.push((session_id, now));
+        Ok(())
+    }
+
     /// Ends every live session of a user.
     pub fn end_all_of_user(
         &mut self,

@@ -11,10 +11,12 @@
 //! that long.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -24,15 +26,27 @@ use crate::schema::sessions;
 
 /// How often the listener looks for notifications.
 const POLL_EVERY: Duration = Duration::from_millis(50);
-/// How often it runs the catch-up query, and how far back that looks.
-const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+/// How often it runs the catch-up query (which is also its heartbeat: the
+/// feed's lag is the time since the last one succeeded), and how far back
+/// that looks beyond the previous one.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 const CATCH_UP_OVERLAP_SECS: i64 = 30;
+/// Past this lag the instance reports itself unready (SPEC 4.5).
+pub const MAX_FEED_LAG: Duration = Duration::from_secs(5);
+/// The listener's reconnect backoff: from the first, doubling to the last,
+/// and back to the first once a connection has caught up.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_LAST: Duration = Duration::from_secs(5);
 
 pub struct RevokedSessions {
     /// Session id → unix second after which it can be forgotten.
     entries: RwLock<HashMap<Uuid, i64>>,
     keep_secs: i64,
     clock: Clock,
+    /// Real (monotonic) time of the last successful catch-up, in ms after
+    /// `base`: how far behind the database this instance may be.
+    base: Instant,
+    synced_ms: AtomicU64,
 }
 
 impl RevokedSessions {
@@ -41,7 +55,22 @@ impl RevokedSessions {
             entries: RwLock::new(HashMap::new()),
             keep_secs: access_ttl.num_seconds().saturating_add(2),
             clock,
+            base: Instant::now(),
+            synced_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Notes that the set has just caught up with the database.
+    pub fn mark_synced(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.synced_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the set last caught up with the database: the bound on
+    /// how stale this instance's view of revocations can be.
+    pub fn lag(&self) -> Duration {
+        let synced = Duration::from_millis(self.synced_ms.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(synced)
     }
 
     pub fn insert(&self, id: Uuid, revoked_at: DateTime<Utc>) {
@@ -99,34 +128,44 @@ impl RevokedSessions {
     }
 }
 
-/// Starts the listener thread. It holds only a weak reference, and ends once
-/// the application that owns the set is gone.
-pub fn spawn_listener(database_url: String, set: &Arc<RevokedSessions>) -> std::io::Result<()> {
+/// Starts the listener thread on its own connection (libpq's client
+/// timeouts and keepalives added to the URL). It holds only a weak
+/// reference, and ends once the application that owns the set is gone.
+pub fn spawn_listener(database_url: &str, set: &Arc<RevokedSessions>) -> std::io::Result<()> {
     let weak = Arc::downgrade(set);
+    let url = crate::db::with_client_timeouts(database_url);
     std::thread::Builder::new()
         .name("revocation-listener".into())
-        .spawn(move || listen(&database_url, &weak))
+        .spawn(move || listen(&url, &weak))
         .map(drop)
 }
 
 fn listen(database_url: &str, weak: &Weak<RevokedSessions>) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = BACKOFF_FIRST;
     while weak.strong_count() > 0 {
-        match listen_once(database_url, weak) {
+        match listen_once(database_url, weak, &mut backoff) {
             Ok(()) => return,
             Err(err) => {
                 log::warn!("revocation listener: {err}; reconnecting in {backoff:?}");
                 std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(BACKOFF_LAST);
             }
         }
     }
 }
 
 /// One connection's life: LISTEN, catch up, then poll until an error.
-/// Returns Ok only when the set has been dropped.
-fn listen_once(database_url: &str, weak: &Weak<RevokedSessions>) -> anyhow::Result<()> {
+/// Returns Ok only when the set has been dropped. Once the connection has
+/// caught up, the backoff starts over.
+fn listen_once(
+    database_url: &str,
+    weak: &Weak<RevokedSessions>,
+    backoff: &mut Duration,
+) -> anyhow::Result<()> {
     let mut conn = PgConnection::establish(database_url)?;
+    // A catch-up that a locked or slow server cannot answer gives up, and
+    // the connection is made again.
+    conn.batch_execute("SET statement_timeout = 2000; SET lock_timeout = 1000")?;
     diesel::sql_query(format!("LISTEN {REVOKED_CHANNEL}")).execute(&mut conn)?;
     let mut last_catch_up: Option<(Instant, DateTime<Utc>)> = None;
     loop {
@@ -141,6 +180,8 @@ fn listen_once(database_url: &str, weak: &Weak<RevokedSessions>) -> anyhow::Resu
             };
             set.load_since(&mut conn, since)?;
             set.prune(now);
+            set.mark_synced();
+            *backoff = BACKOFF_FIRST;
             last_catch_up = Some((Instant::now(), now));
         }
         for notification in conn.notifications_iter() {

@@ -16,4 +16,5 @@ mod sessions;
 mod signup;
 mod startup;
 mod sweeper;
+mod sweeper_edges;
 mod theft;

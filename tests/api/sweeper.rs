@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{assert_unauthorized, spawn_app, TestApp};
 
-fn settings(batch_size: u32, retention_secs: u64) -> SweeperSettings {
+pub fn settings(batch_size: u32, retention_secs: u64) -> SweeperSettings {
     SweeperSettings {
         schedule: "0 0 0 1 1 *".into(),
         batch_size,
@@ -20,41 +20,59 @@ fn settings(batch_size: u32, retention_secs: u64) -> SweeperSettings {
     }
 }
 
-fn pass(app: &TestApp, settings: &SweeperSettings) -> SweepReport {
-    match run_pass(&mut app.db(), settings, false).unwrap() {
+pub fn pass(app: &TestApp, settings: &SweeperSettings) -> SweepReport {
+    match run_pass(&mut app.db(), settings, access_ttl(app), false).unwrap() {
         PassOutcome::Done(report) => report,
         PassOutcome::Skipped => panic!("the pass was skipped"),
     }
 }
 
-/// Moves the session's refresh tokens (and optionally their revocation)
-/// `secs` seconds into the past.
-fn age_tokens(app: &TestApp, session: &str, secs: i64) {
-    diesel::sql_query(
+pub fn access_ttl(app: &TestApp) -> std::time::Duration {
+    std::time::Duration::from_secs(app.settings.jwt.access_ttl_secs)
+}
+
+/// Moves the session (its login, last use and end) and its refresh tokens
+/// `secs` seconds into the past, as if they had been issued that long ago.
+pub fn age_tokens(app: &TestApp, session: &str, secs: i64) {
+    let mut conn = app.db();
+    for sql in [
         "UPDATE refresh_tokens
             SET issued_at = issued_at - make_interval(secs => $2),
                 expires_at = expires_at - make_interval(secs => $2),
                 spent_at = spent_at - make_interval(secs => $2)
           WHERE session_id = $1::uuid",
-    )
-    .bind::<diesel::sql_types::Text, _>(session)
-    .bind::<diesel::sql_types::Double, _>(secs as f64)
-    .execute(&mut app.db())
-    .unwrap();
+        "UPDATE sessions
+            SET created_at = created_at - make_interval(secs => $2),
+                last_used_at = last_used_at - make_interval(secs => $2),
+                expires_at = expires_at - make_interval(secs => $2)
+          WHERE id = $1::uuid",
+    ] {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(session)
+            .bind::<diesel::sql_types::Double, _>(secs as f64)
+            .execute(&mut conn)
+            .unwrap();
+    }
 }
 
-fn age_revocation(app: &TestApp, session: &str, secs: i64) {
-    diesel::sql_query(
+/// Moves the session's revocation `secs` seconds into the past.
+pub fn age_revocation(app: &TestApp, session: &str, secs: i64) {
+    let mut conn = app.db();
+    for sql in [
         "UPDATE refresh_tokens SET revoked_at = revoked_at - make_interval(secs => $2)
           WHERE session_id = $1::uuid",
-    )
-    .bind::<diesel::sql_types::Text, _>(session)
-    .bind::<diesel::sql_types::Double, _>(secs as f64)
-    .execute(&mut app.db())
-    .unwrap();
+        "UPDATE sessions SET revoked_at = revoked_at - make_interval(secs => $2)
+          WHERE id = $1::uuid",
+    ] {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(session)
+            .bind::<diesel::sql_types::Double, _>(secs as f64)
+            .execute(&mut conn)
+            .unwrap();
+    }
 }
 
-fn count(app: &TestApp, sql: &str) -> i64 {
+pub fn count(app: &TestApp, sql: &str) -> i64 {
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -157,7 +175,7 @@ async fn a_dry_run_counts_and_deletes_nothing() {
     app.logged_in().await;
     age_tokens(&app, &old.session_id, TWO_WEEKS);
 
-    let outcome = run_pass(&mut app.db(), &settings(100, 3600), true).unwrap();
+    let outcome = run_pass(&mut app.db(), &settings(100, 3600), access_ttl(&app), true).unwrap();
 
     let PassOutcome::Done(report) = outcome else {
         panic!("skipped")
@@ -174,14 +192,14 @@ async fn a_second_concurrent_pass_skips() {
         .execute(&mut holder)
         .unwrap();
 
-    let outcome = run_pass(&mut app.db(), &settings(100, 3600), false).unwrap();
+    let outcome = run_pass(&mut app.db(), &settings(100, 3600), access_ttl(&app), false).unwrap();
 
     assert_eq!(outcome, PassOutcome::Skipped);
     diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK_KEY})"))
         .execute(&mut holder)
         .unwrap();
     assert!(matches!(
-        run_pass(&mut app.db(), &settings(100, 3600), false).unwrap(),
+        run_pass(&mut app.db(), &settings(100, 3600), access_ttl(&app), false).unwrap(),
         PassOutcome::Done(_)
     ));
 }
