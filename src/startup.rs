@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio_cron_scheduler::JobScheduler;
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{Settings, DEVELOPMENT_SECRET};
 use crate::db;
 use crate::metrics::Metrics;
 use crate::ratelimit::LoginLimiter;
@@ -56,6 +56,13 @@ impl Application {
         })
         .await?;
         spawn_listener(&settings.database.url, &revoked)?;
+        if settings.jwt.secret.expose() == DEVELOPMENT_SECRET.as_bytes() {
+            log::warn!(
+                "*** jwt.secret is the PUBLIC development default: anyone can mint tokens \
+                 for this server. Set AUTHGATE__JWT__SECRET (at least 32 random bytes) \
+                 before it serves anyone; AUTHGATE_ENV=production refuses to start with it. ***"
+            );
+        }
 
         let db = db::Db::new(pool.clone(), &settings.database);
         let metrics = Arc::new(Metrics::new());

@@ -147,3 +147,61 @@ async fn reissue_finds_the_row_through_the_unique_hash_index() {
     .unwrap();
     assert_eq!(unique.n, 1);
 }
+
+/// Runs `authgate serve` on a fresh database with RUST_LOG=info until it
+/// logs that it listens, and returns what it wrote to stderr by then.
+async fn stderr_until_listening(extra_env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader};
+    let app = spawn_app().await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_authgate"));
+    command
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("AUTHGATE_ENV")
+        .env("DATABASE_URL", &app.db_url)
+        .env("AUTHGATE__SERVER__BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("run authgate serve");
+    let stderr = child.stderr.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        seen
+    });
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(20), seen).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    seen.expect("authgate serve logged that it listens")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_development_secret_outside_production_gives_a_loud_warning() {
+    let stderr = stderr_until_listening(&[]).await;
+    assert!(
+        stderr.contains("WARN") && stderr.contains("PUBLIC development default"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_real_secret_gives_no_such_warning() {
+    let stderr = stderr_until_listening(&[(
+        "AUTHGATE__JWT__SECRET",
+        "a-real-secret-of-at-least-32-bytes!!",
+    )])
+    .await;
+    assert!(!stderr.contains("development default"), "{stderr}");
+}
