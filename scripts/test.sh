@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
 # Runs every check and test against a real PostgreSQL 15. When DATABASE_URL
 # is unset it starts a throw-away cluster on a free port and stops it on
-# exit, whatever happens. Each test creates its own database in it.
+# exit, whatever happens. Each test creates its own database in it. A second
+# throw-away cluster is always started for the test that freezes one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh
 
+pg_ensure_installed
+work=$(mktemp -d /tmp/authgate-test.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+  # A test that froze its cluster thaws it when it ends; this is the net
+  # under that net, so that pg_ctl can stop it.
+  if [ -f "$work/freezable/postmaster.pid" ]; then
+    pkill -CONT -P "$(head -n1 "$work/freezable/postmaster.pid")" 2>/dev/null || true
+    kill -CONT "$(head -n1 "$work/freezable/postmaster.pid")" 2>/dev/null || true
+  fi
+  pg_stop "$work/freezable"
+  [ -d "$work/data" ] && pg_stop "$work/data"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# Durability is not under test: skip fsync to keep the suite fast.
+fast="fsync=off synchronous_commit=off full_page_writes=off"
 if [ -z "${DATABASE_URL:-}" ]; then
-  pg_ensure_installed
-  work=$(mktemp -d /tmp/authgate-test.XXXXXX)
-  chmod 755 "$work"
-  cleanup() { pg_stop "$work/data"; rm -rf "$work"; }
-  trap cleanup EXIT
-  trap 'exit 130' INT TERM
   port=$(pg_free_port)
-  # Durability is not under test: skip fsync to keep the suite fast.
-  pg_start "$work/data" "$port" fsync=off synchronous_commit=off full_page_writes=off max_connections=400
+  # shellcheck disable=SC2086
+  pg_start "$work/data" "$port" $fast max_connections=400
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   pg_log "test cluster on 127.0.0.1:$port"
 fi
+# A second cluster that tests/api/outage.rs freezes with SIGSTOP; no other
+# test uses it.
+freezable_port=$(pg_free_port)
+# shellcheck disable=SC2086
+pg_start "$work/freezable" "$freezable_port" $fast max_connections=100
+export AUTHGATE_TEST_FREEZABLE_URL="postgres://postgres@127.0.0.1:$freezable_port/postgres"
+export AUTHGATE_TEST_FREEZABLE_DATA="$work/freezable"
+pg_log "freezable cluster on 127.0.0.1:$freezable_port"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

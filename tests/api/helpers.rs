@@ -89,8 +89,13 @@ pub async fn spawn_app() -> TestApp {
 /// Creates a fresh database, lets the test adjust the settings, and starts
 /// the application on it.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(base_url(), tweak).await
+}
+
+/// [`spawn_app_with`] on another PostgreSQL server (`base` is a URL of any
+/// database there).
+pub async fn spawn_app_on(base: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let name = format!("authgate_test_{}", Uuid::new_v4().simple());
-    let base = base_url();
     let db_url = with_database(&base, &name);
     tokio::task::spawn_blocking(move || {
         let mut conn = PgConnection::establish(&base).expect("connect to the test server");
