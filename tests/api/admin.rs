@@ -61,7 +61,7 @@ async fn admin_grant_of_an_unknown_email_exits_non_zero_with_one_line() {
     assert!(stderr.contains("nobody@example.org"), "{stderr}");
 }
 
-async fn admin(app: &TestApp) -> crate::helpers::Pair {
+pub async fn admin(app: &TestApp) -> crate::helpers::Pair {
     let email = app.new_user().await;
     assert!(authgate(app, &["admin", "grant", &email]).status.success());
     app.login_ok(&email).await

@@ -5,6 +5,8 @@ mod helpers;
 
 mod admin;
 mod bad_input;
+mod crash;
+mod deadlocks;
 mod health;
 mod login;
 mod logout;
