@@ -3,19 +3,19 @@
 //! reach diesel.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseSettings;
 
-pub type DbPool = Pool<ConnectionManager<PgConnection>>;
-pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
+pub type DbPool = Pool<Manager>;
+pub type DbConn = PooledConnection<Manager>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -39,24 +39,64 @@ impl Db {
     }
 }
 
-/// Sets the server-side deadlines on every pooled connection when it is
-/// opened: `statement_timeout` (a statement that runs too long is
-/// cancelled), `lock_timeout` (a statement that waits on a lock held by
-/// someone else gives up) and `idle_in_transaction_session_timeout`.
-#[derive(Debug)]
-struct Deadlines {
-    statement_timeout_ms: u64,
-    lock_timeout_ms: u64,
+/// Bumped whenever a connection is found lost (or none could be had): every
+/// pooled connection checked out after that is pinged once before use. In
+/// steady state a checkout costs no round trip, where r2d2's own test would
+/// send a `SELECT 1` every time.
+static LOSSES: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that a connection to PostgreSQL was lost or could not be had, so
+/// that the idle connections of the pool are checked before their next use.
+pub fn note_connection_lost() {
+    LOSSES.fetch_add(1, Ordering::Relaxed);
 }
 
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for Deadlines {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}; \
-             SET idle_in_transaction_session_timeout = 10000",
-            self.statement_timeout_ms, self.lock_timeout_ms
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+/// A pooled connection, and the count of [`LOSSES`] when it was last known
+/// to be alive.
+pub struct PooledPg {
+    pg: PgConnection,
+    known_alive_at: u64,
+}
+
+/// Opens connections with libpq's client timeouts and sets the server-side
+/// deadlines on each: `statement_timeout` (a statement that runs too long
+/// is cancelled), `lock_timeout` (a statement waiting on a lock held by
+/// someone else gives up) and `idle_in_transaction_session_timeout`.
+pub struct Manager {
+    url: String,
+    settings: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = PooledPg;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PooledPg, Self::Error> {
+        use diesel::Connection;
+        let known_alive_at = LOSSES.load(Ordering::Relaxed);
+        let mut pg = PgConnection::establish(&self.url).map_err(|err| {
+            note_connection_lost();
+            diesel::r2d2::Error::ConnectionError(err)
+        })?;
+        pg.batch_execute(&self.settings)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        Ok(PooledPg { pg, known_alive_at })
+    }
+
+    fn is_valid(&self, conn: &mut PooledPg) -> Result<(), Self::Error> {
+        let losses = LOSSES.load(Ordering::Relaxed);
+        if conn.known_alive_at == losses {
+            return Ok(());
+        }
+        conn.pg
+            .batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        conn.known_alive_at = losses;
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut PooledPg) -> bool {
+        std::thread::panicking() || R2D2Connection::is_broken(&mut conn.pg)
     }
 }
 
@@ -95,15 +135,18 @@ pub fn with_client_timeouts(url: &str) -> String {
 /// `database.connect_timeout_ms`, so that a request meets a database outage
 /// with 503 in well under 2 seconds rather than r2d2's default 30.
 pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, diesel::r2d2::PoolError> {
-    let manager = ConnectionManager::<PgConnection>::new(with_client_timeouts(&settings.url));
+    let manager = Manager {
+        url: with_client_timeouts(&settings.url),
+        settings: format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; \
+             SET idle_in_transaction_session_timeout = 10000",
+            settings.statement_timeout_ms, settings.lock_timeout_ms
+        ),
+    };
     Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        .connection_customizer(Box::new(Deadlines {
-            statement_timeout_ms: settings.statement_timeout_ms,
-            lock_timeout_ms: settings.lock_timeout_ms,
-        }))
         // Failures surface as 503s (logged once there) and as start-up's
         // one-line error; r2d2's own handler would log each attempt again.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
@@ -191,10 +234,7 @@ where
     let thread_flag = flag.clone();
     let work = spawn_blocking(move || {
         ABANDONED.with(|f| *f.borrow_mut() = Some(thread_flag));
-        let result = pool
-            .get()
-            .map_err(|e| E::from(DbUnavailable::from(e)))
-            .and_then(|mut conn| f(&mut conn));
+        let result = checkout(&pool).and_then(|mut conn| f(&mut conn.pg));
         ABANDONED.with(|f| *f.borrow_mut() = None);
         result
     });
@@ -202,6 +242,7 @@ where
         Ok(result) => result,
         Err(_) => {
             flag.store(true, Ordering::Release);
+            note_connection_lost();
             Err(DbUnavailable::Deadline(db.deadline).into())
         }
     }
@@ -216,11 +257,14 @@ where
     E: From<DbUnavailable> + Send + 'static,
 {
     let pool = pool.clone();
-    spawn_blocking(move || {
-        let mut conn = pool.get().map_err(DbUnavailable::from)?;
-        f(&mut conn)
+    spawn_blocking(move || checkout(&pool).and_then(|mut conn| f(&mut conn.pg))).await
+}
+
+fn checkout<E: From<DbUnavailable>>(pool: &DbPool) -> Result<DbConn, E> {
+    pool.get().map_err(|err| {
+        note_connection_lost();
+        DbUnavailable::from(err).into()
     })
-    .await
 }
 
 #[cfg(test)]

@@ -158,6 +158,7 @@ impl From<diesel::result::Error> for ApiError {
                 info,
             ) => {
                 log::warn!("database connection lost: {}", info.message());
+                crate::db::note_connection_lost();
                 ApiError::Unavailable
             }
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {

@@ -43,9 +43,9 @@ impl Application {
         let bcrypt_cost = settings.password.bcrypt_cost;
         let set_clock = clock.clone();
         let (pool, revoked, hasher) = db::spawn_blocking(move || -> anyhow::Result<_> {
-            let applied = db::run_migrations(&mut db::connect(&database)?)?;
+            let mut conn = db::connect(&database)?;
+            let applied = db::run_migrations(&mut conn)?;
             let pool = db::build_pool(&database).context("cannot reach the database")?;
-            let mut conn = pool.get().context("cannot reach the database")?;
             if applied > 0 {
                 log::info!("applied {applied} migration(s)");
             }
