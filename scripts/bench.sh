@@ -80,6 +80,7 @@ cleanup() {
   if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so that an interrupt runs the cleanup too
 
 wait_http() { # URL: until it answers at all (any status), at most 15 s
   for _ in $(seq 150); do
