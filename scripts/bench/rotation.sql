@@ -1,0 +1,22 @@
+-- pgbench script for scripts/bench.sh: the writes of one refresh-token
+-- rotation (src/sessions/rotation.rs `rotate`), in one transaction: spend
+-- the client's current row, insert its successor, touch the session. Each
+-- client (:client_id) has its own session and its own chain, so clients never
+-- wait on each other's rows, just as authgate's connections each rotate
+-- their own session. Row ids are derived from (:run, :client_id, :k), so the
+-- row spent is the one the client inserted in its previous transaction; the
+-- k = 0 row of each client is inserted by bench.sh before the run.
+--   pgbench -n -M prepared -c C -D run=R -D k=0 -f scripts/bench/rotation.sql
+\set prev :k
+\set k :k + 1
+BEGIN;
+UPDATE refresh_tokens SET spent_at = now()
+ WHERE id = md5(concat('pgbench-', :run::int, '-', :client_id::int, '-', :prev::int))::uuid;
+INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at)
+VALUES (md5(concat('pgbench-', :run::int, '-', :client_id::int, '-', :k::int))::uuid,
+        md5(concat('pgbench-session-', :client_id::int))::uuid,
+        sha256(convert_to(concat('pgbench-', :run::int, '-', :client_id::int, '-', :k::int), 'UTF8')),
+        now(), now() + interval '14 days');
+UPDATE sessions SET last_used_at = now()
+ WHERE id = md5(concat('pgbench-session-', :client_id::int))::uuid;
+END;
