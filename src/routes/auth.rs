@@ -163,6 +163,20 @@ pub async fn reissue(
         AccessEvidence::Absent
     };
     let hash = TokenHash::of(&refresh);
+    let now = state.clock.now();
+    if evidence != AccessEvidence::Mismatch && !claims.is_expired_at(now.timestamp()) {
+        // The common case in one round trip; None sends it down the full path.
+        let (issuer, claims, hash) = (state.issuer.clone(), claims.clone(), hash.clone());
+        let rotated = run_blocking(&state.db, move |conn| {
+            Ok::<_, ApiError>(sessions::rotate_in_one_statement(
+                conn, &issuer, &claims, &hash, now,
+            )?)
+        })
+        .await?;
+        if let Some(pair) = rotated {
+            return Ok(tokens(pair));
+        }
+    }
     let (issuer, clock) = (state.issuer.clone(), state.clock.clone());
     let outcome = state
         .revocations

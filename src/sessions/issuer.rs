@@ -44,6 +44,30 @@ impl MintedRefresh {
 
 /// Mints pairs under the session policy; also the policy's holder for the
 /// rules of reissue.
+/// Whom a token is for, and in which session: the claims that stay the same
+/// from one token of a session to the next, and the session's absolute end,
+/// which no token outlives.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub user_id: Uuid,
+    pub email: &'a str,
+    pub roles: &'a [String],
+    pub session_id: Uuid,
+    pub session_end: DateTime<Utc>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(user: &'a User, session: &Session) -> Subject<'a> {
+        Subject {
+            user_id: user.id,
+            email: &user.email,
+            roles: &user.roles,
+            session_id: session.id,
+            session_end: session.expires_at,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct TokenIssuer {
     keys: TokenKeys,
@@ -78,8 +102,7 @@ impl TokenIssuer {
 
     fn claims(
         &self,
-        user: &User,
-        session_id: Uuid,
+        subject: &Subject<'_>,
         kind: TokenKind,
         jti: Uuid,
         iat: i64,
@@ -88,33 +111,28 @@ impl TokenIssuer {
         Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user.id.to_string(),
-            sid: session_id.to_string(),
+            sub: subject.user_id.to_string(),
+            sid: subject.session_id.to_string(),
             jti: jti.to_string(),
             typ: kind,
             iat,
             exp,
-            roles: user.roles.clone(),
-            email: (kind == TokenKind::Access).then(|| user.email.clone()),
+            roles: subject.roles.to_vec(),
+            email: (kind == TokenKind::Access).then(|| subject.email.to_owned()),
         }
     }
 
     /// A new refresh token for the session, expiring after the configured
     /// lifetime or at the session's end, whichever comes first.
-    pub fn mint_refresh(
-        &self,
-        user: &User,
-        session: &Session,
-        now: DateTime<Utc>,
-    ) -> MintedRefresh {
+    pub fn mint_refresh(&self, subject: &Subject<'_>, now: DateTime<Utc>) -> MintedRefresh {
         let iat = now.timestamp();
         let exp = iat
             .saturating_add(self.policy.refresh_ttl.num_seconds())
-            .min(session.expires_at.timestamp());
+            .min(subject.session_end.timestamp());
         let id = Uuid::new_v4();
-        let token =
-            self.keys
-                .sign(&self.claims(user, session.id, TokenKind::Refresh, id, iat, exp));
+        let token = self
+            .keys
+            .sign(&self.claims(subject, TokenKind::Refresh, id, iat, exp));
         MintedRefresh {
             id,
             hash: TokenHash::of(&token),
@@ -127,10 +145,9 @@ impl TokenIssuer {
     /// The token a stored row stands for, signed again. HS256 is
     /// deterministic, so this is the very string first handed out as long as
     /// the user's roles have not changed since; the caller checks the hash.
-    pub fn resign_refresh(&self, user: &User, row: &RefreshToken) -> String {
+    pub fn resign_refresh(&self, subject: &Subject<'_>, row: &RefreshToken) -> String {
         self.keys.sign(&self.claims(
-            user,
-            row.session_id,
+            subject,
             TokenKind::Refresh,
             row.id,
             row.issued_at.timestamp(),
@@ -141,8 +158,7 @@ impl TokenIssuer {
     /// A new pair around an already minted (or re-signed) refresh token.
     pub fn pair(
         &self,
-        user: &User,
-        session: &Session,
+        subject: &Subject<'_>,
         refresh_token: String,
         refresh_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -150,22 +166,17 @@ impl TokenIssuer {
         let iat = now.timestamp();
         let exp = iat
             .saturating_add(self.policy.access_ttl.num_seconds())
-            .min(session.expires_at.timestamp());
-        let access_token = self.keys.sign(&self.claims(
-            user,
-            session.id,
-            TokenKind::Access,
-            Uuid::new_v4(),
-            iat,
-            exp,
-        ));
+            .min(subject.session_end.timestamp());
+        let access_token =
+            self.keys
+                .sign(&self.claims(subject, TokenKind::Access, Uuid::new_v4(), iat, exp));
         TokenPair {
             access_token,
             refresh_token,
             token_type: "Bearer",
             expires_in: exp - iat,
             refresh_expires_in: (refresh_expires_at.timestamp() - iat).max(0),
-            session_id: session.id,
+            session_id: subject.session_id,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! detection, revocation (one owner: [`Revocations`]), and the revoked-session
 //! set that lets access tokens die early.
 
+mod fast_rotation;
 mod issuer;
 mod model;
 mod open;
@@ -9,7 +10,8 @@ mod revocation;
 mod revoked;
 mod rotation;
 
-pub use issuer::{MintedRefresh, TokenIssuer, TokenPair};
+pub use fast_rotation::rotate_in_one_statement;
+pub use issuer::{MintedRefresh, Subject, TokenIssuer, TokenPair};
 pub use model::{NewSession, RefreshToken, RevokeReason, Session};
 pub use open::{open_session, Device};
 pub use revocation::{Revocations, Revoker, REVOKED_CHANNEL};

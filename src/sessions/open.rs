@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::issuer::{TokenIssuer, TokenPair};
+use super::issuer::{Subject, TokenIssuer, TokenPair};
 use super::model::{NewSession, RevokeReason, Session};
 use super::revocation::Revoker;
 use crate::error::ApiError;
@@ -47,7 +47,8 @@ pub fn open_session(
         ip: device.ip.as_deref(),
     }
     .insert(conn)?;
-    let minted = issuer.mint_refresh(&user, &session, now);
+    let subject = Subject::of(&user, &session);
+    let minted = issuer.mint_refresh(&subject, now);
     minted.row(session.id).insert(conn)?;
 
     if policy.max_per_user > 0 {
@@ -61,5 +62,5 @@ pub fn open_session(
             .collect();
         revoker.end(conn, &oldest, RevokeReason::Evicted)?;
     }
-    Ok(issuer.pair(&user, &session, minted.token, minted.expires_at, now))
+    Ok(issuer.pair(&subject, minted.token, minted.expires_at, now))
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use super::issuer::{TokenIssuer, TokenPair};
+use super::issuer::{Subject, TokenIssuer, TokenPair};
 use super::model::{RefreshToken, RevokeReason, Session};
 use super::revocation::Revoker;
 use crate::clock::Clock;
@@ -177,10 +177,11 @@ pub fn reissue(
             let Some(current) = RefreshToken::current_for_session(conn, session.id)? else {
                 return refuse(ApiError::SessionRevoked);
             };
-            let token = issuer.resign_refresh(&user, &current);
+            let subject = Subject::of(&user, &session);
+            let token = issuer.resign_refresh(&subject, &current);
             if TokenHash::of(&token) == current.token_hash {
                 Session::touch(conn, session.id, now)?;
-                let pair = issuer.pair(&user, &session, token, current.expires_at, now);
+                let pair = issuer.pair(&subject, token, current.expires_at, now);
                 return Ok(ReissueOutcome::Issued(pair));
             }
             // The roles changed since, so the same string cannot be made
@@ -203,10 +204,11 @@ fn rotate(
     now: DateTime<Utc>,
 ) -> Result<ReissueOutcome, ApiError> {
     RefreshToken::mark_spent(conn, spent.id, now)?;
-    let minted = issuer.mint_refresh(user, session, now);
+    let subject = Subject::of(user, session);
+    let minted = issuer.mint_refresh(&subject, now);
     minted.row(session.id).insert(conn)?;
     Session::touch(conn, session.id, now)?;
-    let pair = issuer.pair(user, session, minted.token, minted.expires_at, now);
+    let pair = issuer.pair(&subject, minted.token, minted.expires_at, now);
     Ok(ReissueOutcome::Issued(pair))
 }
 

@@ -7,6 +7,7 @@ mod admin;
 mod bad_input;
 mod crash;
 mod deadlocks;
+mod fast_rotation;
 mod health;
 mod login;
 mod logout;

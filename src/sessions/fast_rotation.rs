@@ -1,0 +1,97 @@
+//! Reissue in one round trip, for the common case (SPEC 4.3's "refresh token
+//! valid and current"): the presented token is spent, its successor stored
+//! and the session touched by a single auto-committed statement.
+//!
+//! The statement carries out the `Rotate` verdict of [`super::judge`] only
+//! when every precondition of that verdict holds in the database at that
+//! moment: the session is ours, live and not revoked, the presented row is
+//! current (unspent, unrevoked, unexpired), and nothing would differ from the
+//! slow path (the user's roles are those of the presented token, and the
+//! session ends after the new token would). Anything else, including a
+//! concurrent rotation that got there first, matches no row, and the caller
+//! falls back to the full transaction, which decides by `judge`. Like the
+//! slow path, it locks the session row before it touches a token row, so the
+//! two paths serialise on the session and cannot deadlock.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
+
+use super::issuer::{Subject, TokenIssuer, TokenPair};
+use crate::tokens::{Claims, TokenHash};
+
+const ROTATE: &str = "
+    WITH session AS (
+        SELECT id, user_id, expires_at FROM sessions
+         WHERE id = $1 AND user_id = $2
+           AND revoked_at IS NULL AND expires_at >= $6
+           FOR UPDATE
+    ), spent AS (
+        UPDATE refresh_tokens r SET spent_at = $3
+          FROM session s
+         WHERE r.token_hash = $4 AND r.session_id = s.id
+           AND r.spent_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > $3
+           AND EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.roles = $8)
+        RETURNING r.session_id
+    ), minted AS (
+        INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at)
+        SELECT $5, session_id, $7, $3, $6 FROM spent
+        RETURNING session_id
+    ), touched AS (
+        UPDATE sessions s SET last_used_at = $3
+          FROM minted m WHERE s.id = m.session_id
+        RETURNING s.user_id, s.expires_at
+    )
+    SELECT u.email, t.expires_at FROM touched t JOIN users u ON u.id = t.user_id";
+
+#[derive(QueryableByName)]
+struct Rotated {
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+}
+
+/// Tries the one-statement rotation of a current, unexpired refresh token
+/// (whose claims were verified). `Ok(None)`: some precondition does not
+/// hold; run the full transaction instead.
+pub fn rotate_in_one_statement(
+    conn: &mut PgConnection,
+    issuer: &TokenIssuer,
+    claims: &Claims,
+    presented: &TokenHash,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<TokenPair>> {
+    let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
+        return Ok(None);
+    };
+    // The session's end is known only to the database: mint as if it were
+    // far away, and let the statement refuse when it is not.
+    let subject = Subject {
+        user_id,
+        email: "",
+        roles: &claims.roles,
+        session_id,
+        session_end: DateTime::<Utc>::MAX_UTC,
+    };
+    let minted = issuer.mint_refresh(&subject, now);
+    let rotated: Option<Rotated> = diesel::sql_query(ROTATE)
+        .bind::<SqlUuid, _>(session_id)
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Timestamptz, _>(now)
+        .bind::<diesel::sql_types::Bytea, _>(presented)
+        .bind::<SqlUuid, _>(minted.id)
+        .bind::<Timestamptz, _>(minted.expires_at)
+        .bind::<diesel::sql_types::Bytea, _>(&minted.hash)
+        .bind::<Array<Text>, _>(&claims.roles)
+        .get_result(conn)
+        .optional()?;
+    Ok(rotated.map(|row| {
+        let subject = Subject {
+            email: &row.email,
+            session_end: row.expires_at,
+            ..subject
+        };
+        issuer.pair(&subject, minted.token, minted.expires_at, now)
+    }))
+}
