@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use authgate::sessions::{rotate_in_one_statement, TokenIssuer, TokenPair};
 use authgate::tokens::{TokenHash, TokenKind};
-use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::connection::InstrumentationEvent;
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
