@@ -6,7 +6,11 @@ use authgate::cli::{self, Cli};
 use authgate::config::Settings;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Without RUST_LOG: info, but no line per request (see startup.rs).
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,actix_web::middleware::logger=warn"),
+    )
+    .init();
     let cli = Cli::parse();
     let result = Settings::load()
         .map_err(anyhow::Error::from)

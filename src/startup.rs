@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::{Condition, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_cron_scheduler::JobScheduler;
@@ -20,6 +20,9 @@ use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer}
 use crate::state::AppState;
 use crate::sweeper;
 use crate::users::PasswordHasher;
+
+/// The log target of actix-web's request logger.
+pub const ACCESS_LOG_TARGET: &str = "actix_web::middleware::logger";
 
 pub struct Application {
     port: u16,
@@ -87,9 +90,16 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
+        // One line per request costs more than /auth/me itself: the access
+        // log is on only when its target is enabled, e.g.
+        // RUST_LOG=info,actix_web::middleware::logger=info.
+        let access_log = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info);
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(Condition::new(
+                    access_log,
+                    Logger::new("%a \"%r\" %s %b %Dms"),
+                ))
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(crate::extract::MAX_BODY_BYTES))
                 .configure(routes::configure)
