@@ -93,6 +93,9 @@ pub struct Metrics {
     last_pass_timestamp: IntGauge,
     refresh_tokens: IntGaugeVec,
     revoked_cached: IntGauge,
+    /// bcrypt runs of this process, by `op` (`hash`, `verify`); counted by
+    /// the [`crate::users::PasswordHasher`].
+    pub bcrypt_runs: IntCounterVec,
     /// The last token counts and when they were computed.
     pub gauges: GaugeCache,
 }
@@ -142,19 +145,31 @@ impl Metrics {
             "session ids in this instance's revoked-session set",
         )
         .expect("valid metric");
+        let bcrypt_runs = IntCounterVec::new(
+            Opts::new(
+                "authgate_bcrypt_runs_total",
+                "bcrypt hashes and verifications run by this process (the decoy of unknown emails included)",
+            ),
+            &["op"],
+        )
+        .expect("valid metric");
+        for op in ["hash", "verify"] {
+            bcrypt_runs.with_label_values(&[op]);
+        }
         for reason in ["expired", "revoked"] {
             swept_rows.with_label_values(&[reason]);
         }
         for outcome in ["done", "skipped", "failed"] {
             passes.with_label_values(&[outcome]);
         }
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
             Box::new(swept_rows.clone()),
             Box::new(swept_sessions.clone()),
             Box::new(passes.clone()),
             Box::new(last_pass_duration.clone()),
             Box::new(last_pass_timestamp.clone()),
             Box::new(revoked_cached.clone()),
+            Box::new(bcrypt_runs.clone()),
         ];
         for collector in collectors {
             registry.register(collector).expect("unique metric names");
@@ -172,6 +187,7 @@ impl Metrics {
             last_pass_timestamp,
             refresh_tokens,
             revoked_cached,
+            bcrypt_runs,
             gauges: GaugeCache::default(),
         }
     }

@@ -42,6 +42,8 @@ impl Application {
         let database = settings.database.clone();
         let bcrypt_cost = settings.password.bcrypt_cost;
         let set_clock = clock.clone();
+        let metrics = Arc::new(Metrics::new());
+        let bcrypt_runs = metrics.bcrypt_runs.clone();
         let (pool, revoked, hasher) = db::spawn_blocking(move || -> anyhow::Result<_> {
             let applied = db::run_migrations(&mut db::connect(&database)?)?;
             let pool = db::build_pool(&database).context("cannot reach the database")?;
@@ -51,13 +53,13 @@ impl Application {
             }
             let revoked = RevokedSessions::new(policy.access_ttl, set_clock.clone());
             revoked.load_since(&mut conn, revoked.horizon(set_clock.now()))?;
-            Ok((pool, revoked, PasswordHasher::new(bcrypt_cost)))
+            let hasher = PasswordHasher::new(bcrypt_cost).counting(bcrypt_runs);
+            Ok((pool, revoked, hasher))
         })
         .await?;
         spawn_listener(settings.database.url.clone(), &revoked)?;
 
         let db = db::Db::new(pool.clone(), &settings.database);
-        let metrics = Arc::new(Metrics::new());
         let scheduler =
             sweeper::start_schedule(pool.clone(), settings.sweeper.clone(), metrics.clone())
                 .await?;

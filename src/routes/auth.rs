@@ -53,10 +53,7 @@ pub async fn signup(
     let credentials: Credentials = body.json(&req)?;
     let email = normalize_email(&credentials.email)?;
     validate_password(&credentials.password)?;
-    let hasher = state.hasher.clone();
-    let password_hash = web::block(move || hasher.hash(&credentials.password))
-        .await?
-        .map_err(ApiError::Internal)?;
+    let password_hash = state.hasher.hash(credentials.password).await?;
     let user = run_blocking(&state.db, move |conn| {
         let new = NewUser {
             email: &email,
@@ -94,10 +91,8 @@ pub async fn login(
     })
     .await?;
     // An unknown email still spends a bcrypt verification (on the decoy).
-    let hasher = state.hasher.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok =
-        web::block(move || hasher.verify(&credentials.password, stored.as_deref())).await?;
+    let password_ok = state.hasher.verify(credentials.password, stored).await?;
     let Some(user) = user.filter(|_| password_ok) else {
         state.limiter.record_failure(&email, ip.as_deref());
         return Err(ApiError::InvalidCredentials);
