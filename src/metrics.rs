@@ -96,6 +96,8 @@ pub struct Metrics {
     /// bcrypt runs of this process, by `op` (`hash`, `verify`); counted by
     /// the [`crate::users::PasswordHasher`].
     pub bcrypt_runs: IntCounterVec,
+    /// Logins answered 429 by this process.
+    pub logins_rate_limited: IntCounter,
     /// The last token counts and when they were computed.
     pub gauges: GaugeCache,
 }
@@ -153,6 +155,11 @@ impl Metrics {
             &["op"],
         )
         .expect("valid metric");
+        let logins_rate_limited = IntCounter::new(
+            "authgate_logins_rate_limited_total",
+            "logins answered 429 rate_limited by this process (no password was checked)",
+        )
+        .expect("valid metric");
         for op in ["hash", "verify"] {
             bcrypt_runs.with_label_values(&[op]);
         }
@@ -162,7 +169,7 @@ impl Metrics {
         for outcome in ["done", "skipped", "failed"] {
             passes.with_label_values(&[outcome]);
         }
-        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
             Box::new(swept_rows.clone()),
             Box::new(swept_sessions.clone()),
             Box::new(passes.clone()),
@@ -170,6 +177,7 @@ impl Metrics {
             Box::new(last_pass_timestamp.clone()),
             Box::new(revoked_cached.clone()),
             Box::new(bcrypt_runs.clone()),
+            Box::new(logins_rate_limited.clone()),
         ];
         for collector in collectors {
             registry.register(collector).expect("unique metric names");
@@ -188,6 +196,7 @@ impl Metrics {
             refresh_tokens,
             revoked_cached,
             bcrypt_runs,
+            logins_rate_limited,
             gauges: GaugeCache::default(),
         }
     }

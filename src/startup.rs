@@ -10,11 +10,12 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_cron_scheduler::JobScheduler;
 
+use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db;
 use crate::metrics::Metrics;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::LoginLimits;
 use crate::routes;
 use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer};
 use crate::state::AppState;
@@ -68,7 +69,8 @@ impl Application {
             db,
             issuer: TokenIssuer::new(&settings.jwt, policy),
             hasher,
-            limiter: LoginLimiter::new(&settings.ratelimit),
+            limits: LoginLimits::new(&settings.ratelimit),
+            proxies: TrustedProxies::parse(&settings.server.trusted_proxies),
             clock,
             metrics,
         });
