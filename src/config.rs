@@ -34,6 +34,33 @@ pub struct Settings {
 pub struct ServerSettings {
     pub bind: String,
     pub workers: usize,
+    /// Addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For`
+    /// is believed (see [`crate::client_ip`]); parsed at start-up.
+    #[serde(default, deserialize_with = "list_or_comma_separated")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A list from TOML (an array) or from the environment (one string,
+/// comma-separated, as `AUTHGATE__SECTION__KEY` can only carry a string).
+fn list_or_comma_separated<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::String(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 #[derive(Clone, Deserialize)]
@@ -100,6 +127,13 @@ pub struct RateLimitSettings {
     pub login_failures_per_email: u32,
     pub login_failures_per_ip: u32,
     pub window_secs: u64,
+}
+
+impl RateLimitSettings {
+    /// The window as a duration, capped like every other setting.
+    pub fn window(&self) -> Duration {
+        duration(self.window_secs)
+    }
 }
 
 /// The lifetimes and limits of sessions and their tokens, typed once here so
@@ -249,6 +283,7 @@ impl Settings {
 const KNOWN_KEYS: &[(&str, &str)] = &[
     ("server", "bind"),
     ("server", "workers"),
+    ("server", "trusted_proxies"),
     ("database", "url"),
     ("database", "pool_size"),
     ("database", "connect_timeout_ms"),
@@ -406,6 +441,44 @@ mod tests {
             ]);
             assert_eq!(r.is_ok(), ok, "cost {cost}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_empty_by_default_and_a_comma_separated_list_in_the_environment() {
+        let s = load(&[("DATABASE_URL", "postgres://a/b")]).unwrap();
+        assert!(s.server.trusted_proxies.is_empty());
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            (
+                "AUTHGATE__SERVER__TRUSTED_PROXIES",
+                "127.0.0.1/32, ::1/128,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.server.trusted_proxies, ["127.0.0.1/32", "::1/128"]);
+    }
+
+    #[test]
+    fn trusted_proxies_are_an_array_in_toml() {
+        let dir = std::env::temp_dir().join(format!("authgate-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("default.toml"), EMBEDDED_DEFAULTS).unwrap();
+        std::fs::write(
+            dir.join("proxied.toml"),
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n",
+        )
+        .unwrap();
+        let env = |key: &str| match key {
+            "DATABASE_URL" => Some("postgres://a/b".to_owned()),
+            "AUTHGATE_ENV" => Some("proxied".to_owned()),
+            _ => None,
+        };
+        let loaded = Settings::load_from(&dir, env);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            loaded.unwrap().server.trusted_proxies,
+            ["10.0.0.0/8", "192.0.2.1"]
+        );
     }
 
     #[test]

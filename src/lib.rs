@@ -1,6 +1,7 @@
 //! authgate: a self-hosted JWT token server. See README.md for the tour.
 
 pub mod cli;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -94,6 +94,11 @@ pub struct Metrics {
     refresh_tokens: IntGaugeVec,
     revoked_cached: IntGauge,
     feed_lag: Gauge,
+    /// bcrypt runs of this process, by `op` (`hash`, `verify`); counted by
+    /// the [`crate::users::PasswordHasher`].
+    pub bcrypt_runs: IntCounterVec,
+    /// Logins answered 429 by this process.
+    pub logins_rate_limited: IntCounter,
     /// The last token counts and when they were computed.
     pub gauges: GaugeCache,
 }
@@ -148,13 +153,29 @@ impl Metrics {
             "time since this instance's revoked set last caught up with the database (readyz fails above 5)",
         )
         .expect("valid metric");
+        let bcrypt_runs = IntCounterVec::new(
+            Opts::new(
+                "authgate_bcrypt_runs_total",
+                "bcrypt hashes and verifications run by this process (the decoy of unknown emails included)",
+            ),
+            &["op"],
+        )
+        .expect("valid metric");
+        let logins_rate_limited = IntCounter::new(
+            "authgate_logins_rate_limited_total",
+            "logins answered 429 rate_limited by this process (no password was checked)",
+        )
+        .expect("valid metric");
+        for op in ["hash", "verify"] {
+            bcrypt_runs.with_label_values(&[op]);
+        }
         for reason in ["expired", "revoked"] {
             swept_rows.with_label_values(&[reason]);
         }
         for outcome in ["done", "skipped", "failed"] {
             passes.with_label_values(&[outcome]);
         }
-        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(feed_lag.clone()),
             Box::new(swept_rows.clone()),
             Box::new(swept_sessions.clone()),
@@ -162,6 +183,8 @@ impl Metrics {
             Box::new(last_pass_duration.clone()),
             Box::new(last_pass_timestamp.clone()),
             Box::new(revoked_cached.clone()),
+            Box::new(bcrypt_runs.clone()),
+            Box::new(logins_rate_limited.clone()),
         ];
         for collector in collectors {
             registry.register(collector).expect("unique metric names");
@@ -180,6 +203,8 @@ impl Metrics {
             refresh_tokens,
             revoked_cached,
             feed_lag,
+            bcrypt_runs,
+            logins_rate_limited,
             gauges: GaugeCache::default(),
         }
     }

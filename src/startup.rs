@@ -10,11 +10,12 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_cron_scheduler::JobScheduler;
 
+use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::config::{Settings, DEVELOPMENT_SECRET};
 use crate::db;
 use crate::metrics::Metrics;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::LoginLimits;
 use crate::routes;
 use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer};
 use crate::state::AppState;
@@ -45,6 +46,8 @@ impl Application {
         let database = settings.database.clone();
         let bcrypt_cost = settings.password.bcrypt_cost;
         let set_clock = clock.clone();
+        let metrics = Arc::new(Metrics::new());
+        let bcrypt_runs = metrics.bcrypt_runs.clone();
         let (pool, revoked, hasher) = db::spawn_blocking(move || -> anyhow::Result<_> {
             let mut conn = db::connect(&database)?;
             let applied = db::run_migrations(&mut conn)?;
@@ -55,7 +58,8 @@ impl Application {
             let revoked = RevokedSessions::new(policy.access_ttl, set_clock.clone());
             revoked.load_since(&mut conn, revoked.horizon(set_clock.now()))?;
             revoked.mark_synced();
-            Ok((pool, revoked, PasswordHasher::new(bcrypt_cost)))
+            let hasher = PasswordHasher::new(bcrypt_cost).counting(bcrypt_runs);
+            Ok((pool, revoked, hasher))
         })
         .await?;
         spawn_listener(&settings.database.url, &revoked)?;
@@ -68,7 +72,6 @@ impl Application {
         }
 
         let db = db::Db::new(pool.clone(), &settings.database);
-        let metrics = Arc::new(Metrics::new());
         let access_ttl = policy.access_ttl.to_std().unwrap_or_default();
         let scheduler = sweeper::start_schedule(
             pool.clone(),
@@ -82,7 +85,8 @@ impl Application {
             db,
             issuer: TokenIssuer::new(&settings.jwt, policy),
             hasher,
-            limiter: LoginLimiter::new(&settings.ratelimit),
+            limits: LoginLimits::new(&settings.ratelimit),
+            proxies: TrustedProxies::parse(&settings.server.trusted_proxies),
             clock,
             metrics,
         });

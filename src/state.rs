@@ -1,11 +1,12 @@
 //! What every handler shares: the pool, the token issuer (with the session
-//! policy), bcrypt, the revocation owner, the login limits, the clock and
-//! the metrics. Built once by [`crate::startup::Application::build`].
+//! policy), bcrypt, the revocation owner, the login limits, the trusted
+//! proxies, the clock and the metrics. Built once by [`crate::startup::Application::build`].
 
+use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::LoginLimits;
 use crate::sessions::{Revocations, TokenIssuer};
 use crate::users::PasswordHasher;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ pub struct AppState {
     pub issuer: TokenIssuer,
     pub hasher: PasswordHasher,
     pub revocations: Revocations,
-    pub limiter: LoginLimiter,
+    pub limits: LoginLimits,
+    pub proxies: TrustedProxies,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
 }

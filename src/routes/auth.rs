@@ -6,6 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::client_ip;
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, Authenticated, Body};
@@ -53,10 +54,7 @@ pub async fn signup(
     let credentials: Credentials = body.json(&req)?;
     let email = normalize_email(&credentials.email)?;
     validate_password(&credentials.password)?;
-    let hasher = state.hasher.clone();
-    let password_hash = web::block(move || hasher.hash(&credentials.password))
-        .await?
-        .map_err(ApiError::Internal)?;
+    let password_hash = state.hasher.hash(credentials.password).await?;
     let user = run_blocking(&state.db, move |conn| {
         let new = NewUser {
             email: &email,
@@ -78,6 +76,11 @@ pub async fn signup(
     }))
 }
 
+/// Login (SPEC 3): the email is validated first (a malformed request is
+/// not counted), then one blocking task reserves the login's rate-limit
+/// slots and looks the user up, then bcrypt runs. A wrong password or an
+/// unknown email leaves the reservation as the counted failure; a success
+/// releases it in the transaction that opens the session.
 pub async fn login(
     req: HttpRequest,
     body: Body,
@@ -85,21 +88,28 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let credentials: Credentials = body.json(&req)?;
     let email = normalize_email(&credentials.email)?;
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
-    state.limiter.check(&email, ip.as_deref())?;
+    let ip = client_ip::of_request(&req, &state.proxies);
 
     let lookup = canonical_email(&email);
-    let user = run_blocking(&state.db, move |conn| {
-        Ok::<_, ApiError>(User::find_by_email(conn, &lookup)?)
+    let limits = state.limits;
+    let now = state.clock.now();
+    let checked = run_blocking(&state.db, move |conn| {
+        let reservation = limits.reserve(conn, &lookup, ip, now)?;
+        let user = User::find_by_email(conn, &lookup)?;
+        Ok::<_, ApiError>((reservation, user))
     })
-    .await?;
+    .await;
+    let (reservation, user) = match checked {
+        Err(err @ ApiError::RateLimited { .. }) => {
+            state.metrics.logins_rate_limited.inc();
+            return Err(err);
+        }
+        other => other?,
+    };
     // An unknown email still spends a bcrypt verification (on the decoy).
-    let hasher = state.hasher.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok =
-        web::block(move || hasher.verify(&credentials.password, stored.as_deref())).await?;
+    let password_ok = state.hasher.verify(credentials.password, stored).await?;
     let Some(user) = user.filter(|_| password_ok) else {
-        state.limiter.record_failure(&email, ip.as_deref());
         return Err(ApiError::InvalidCredentials);
     };
 
@@ -109,14 +119,16 @@ pub async fn login(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
-        ip,
+        ip: ip.map(|ip| ip.to_string()),
     };
     let issuer = state.issuer.clone();
     let now = state.clock.now();
     let pair = state
         .revocations
         .transaction(move |conn, revoker| {
-            sessions::open_session(conn, revoker, &issuer, &user, &device, now)
+            let pair = sessions::open_session(conn, revoker, &issuer, &user, &device, now)?;
+            reservation.release(conn)?;
+            Ok(pair)
         })
         .await?;
     Ok(tokens(pair))
