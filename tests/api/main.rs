@@ -10,6 +10,7 @@ mod login;
 mod logout;
 mod me;
 mod outage;
+mod properties;
 mod reissue;
 mod revocation;
 mod sessions;
