@@ -13,6 +13,7 @@ mod login;
 mod logout;
 mod me;
 mod outage;
+mod properties;
 mod ratelimit;
 mod reissue;
 mod revocation;
