@@ -2,11 +2,12 @@
 //! migrations, and [`run_blocking`], the one door through which handlers
 //! reach diesel.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
@@ -200,6 +201,23 @@ where
 thread_local! {
     /// Set while a blocking thread runs work whose caller may give up on it.
     static ABANDONED: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+    /// The wall-clock time after which that work must not commit.
+    static COMMIT_BY: Cell<Option<DateTime<Utc>>> = const { Cell::new(None) };
+}
+
+/// How long before the request's deadline a single auto-committed statement
+/// must run, so that its answer is back in time.
+const COMMIT_MARGIN: Duration = Duration::from_millis(200);
+
+/// The latest wall-clock time (the system's, which PostgreSQL's
+/// `clock_timestamp()` shares) at which the work running on this thread may
+/// still commit: a single auto-committed statement guards itself with
+/// `clock_timestamp() < $commit_by`, so that one stuck in a frozen server
+/// does nothing when it finally runs, long after its client got 503.
+pub fn commit_by() -> DateTime<Utc> {
+    COMMIT_BY
+        .with(Cell::get)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Whether the caller of the work running on this thread has given up on it
@@ -232,10 +250,13 @@ where
     let pool = db.pool.clone();
     let flag = Arc::new(AtomicBool::new(false));
     let thread_flag = flag.clone();
+    let commit_by = Utc::now() + db.deadline.saturating_sub(COMMIT_MARGIN);
     let work = spawn_blocking(move || {
         ABANDONED.with(|f| *f.borrow_mut() = Some(thread_flag));
+        COMMIT_BY.with(|c| c.set(Some(commit_by)));
         let result = checkout(&pool).and_then(|mut conn| f(&mut conn.pg));
         ABANDONED.with(|f| *f.borrow_mut() = None);
+        COMMIT_BY.with(|c| c.set(None));
         result
     });
     match tokio::time::timeout(db.deadline, work).await {

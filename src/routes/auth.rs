@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -61,11 +62,18 @@ pub async fn signup(
             email_canonical: &canonical_email(&email),
             password_hash: &password_hash,
         };
-        new.insert(conn).map_err(|err| match err {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                ApiError::EmailTaken
+        conn.transaction(|conn| {
+            let user = new.insert(conn).map_err(|err| match err {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    ApiError::EmailTaken
+                }
+                other => other.into(),
+            })?;
+            if crate::db::abandoned() {
+                // The client was told 503: the account must not appear later.
+                return Err(ApiError::Unavailable);
             }
-            other => other.into(),
+            Ok(user)
         })
     })
     .await?;

@@ -9,7 +9,9 @@
 //! slow path (the user's roles are those of the presented token, and the
 //! session ends after the new token would). Anything else, including a
 //! concurrent rotation that got there first, matches no row, and the caller
-//! falls back to the full transaction, which decides by `judge`. Like the
+//! falls back to the full transaction, which decides by `judge`. A
+//! statement that reaches PostgreSQL only after its request gave up (a
+//! frozen server) does nothing ([`crate::db::commit_by`]). Like the
 //! slow path, it locks the session row before it touches a token row, so the
 //! two paths serialise on the session and cannot deadlock.
 
@@ -25,6 +27,7 @@ const ROTATE: &str = "
         SELECT id, user_id, expires_at FROM sessions
          WHERE id = $1 AND user_id = $2
            AND revoked_at IS NULL AND expires_at >= $6
+           AND clock_timestamp() < $9
            FOR UPDATE
     ), spent AS (
         UPDATE refresh_tokens r SET spent_at = $3
@@ -84,6 +87,7 @@ pub fn rotate_in_one_statement(
         .bind::<Timestamptz, _>(minted.expires_at)
         .bind::<diesel::sql_types::Bytea, _>(&minted.hash)
         .bind::<Array<Text>, _>(&claims.roles)
+        .bind::<Timestamptz, _>(crate::db::commit_by())
         .get_result(conn)
         .optional()?;
     Ok(rotated.map(|row| {
