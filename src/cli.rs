@@ -63,12 +63,8 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Sweep { dry_run } => {
             let mut conn = db::connect(&settings.database)?;
-            let access_ttl = settings
-                .session_policy()
-                .access_ttl
-                .to_std()
-                .unwrap_or_default();
-            match sweeper::run_pass(&mut conn, &settings.sweeper, access_ttl, dry_run)? {
+            let lifetimes = sweeper::Lifetimes::of(&settings);
+            match sweeper::run_pass(&mut conn, &settings.sweeper, lifetimes, dry_run)? {
                 PassOutcome::Done(report) if dry_run => println!("dry-run {report}"),
                 PassOutcome::Done(report) => println!("{report}"),
                 PassOutcome::Skipped => println!("skipped: another sweeper pass is running"),

@@ -72,11 +72,10 @@ impl Application {
         }
 
         let db = db::Db::new(pool.clone(), &settings.database);
-        let access_ttl = policy.access_ttl.to_std().unwrap_or_default();
         let scheduler = sweeper::start_schedule(
             pool.clone(),
             settings.sweeper.clone(),
-            access_ttl,
+            sweeper::Lifetimes::of(&settings),
             metrics.clone(),
         )
         .await?;

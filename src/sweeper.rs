@@ -152,6 +152,27 @@ const DELETE_ENDED_SESSIONS: &str = "
             LIMIT $1
               FOR UPDATE SKIP LOCKED))";
 
+/// How long things live, from the rest of the configuration: what a pass
+/// must keep for live access tokens, and the login-limit window.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub access_ttl: Duration,
+    pub login_window: Duration,
+}
+
+impl Lifetimes {
+    pub fn of(settings: &crate::config::Settings) -> Lifetimes {
+        Lifetimes {
+            access_ttl: settings
+                .session_policy()
+                .access_ttl
+                .to_std()
+                .unwrap_or_default(),
+            login_window: Duration::from_secs(settings.ratelimit.window_secs),
+        }
+    }
+}
+
 /// How long things must stay, from the settings and the access lifetime.
 #[derive(Debug, Clone, Copy)]
 struct Horizons {
@@ -177,12 +198,13 @@ impl Horizons {
 }
 
 /// Runs one pass on this connection. With `dry_run`, counts what a pass
-/// would remove and deletes nothing. `access_ttl` is `jwt.access_ttl_secs`:
-/// nothing a live access token may still need is removed (SPEC 5).
+/// would remove and deletes nothing. Nothing a live access token may still
+/// need is removed (SPEC 5). Login failures that have left the limits'
+/// window go too (logged, not in the report's line).
 pub fn run_pass(
     conn: &mut PgConnection,
     settings: &SweeperSettings,
-    access_ttl: Duration,
+    lifetimes: Lifetimes,
     dry_run: bool,
 ) -> anyhow::Result<PassOutcome> {
     let started = Instant::now();
@@ -193,11 +215,18 @@ pub fn run_pass(
     if !locked {
         return Ok(PassOutcome::Skipped);
     }
-    let horizons = Horizons::new(settings, access_ttl);
+    let horizons = Horizons::new(settings, lifetimes.access_ttl);
     let result = if dry_run {
         count(conn, horizons)
     } else {
-        sweep(conn, horizons)
+        sweep(conn, horizons).and_then(|report| {
+            let window = chrono::Duration::from_std(lifetimes.login_window)?;
+            let purged = crate::ratelimit::purge_expired(conn, chrono::Utc::now(), window)?;
+            if purged > 0 {
+                log::info!("sweeper: {purged} login failure(s) past the window purged");
+            }
+            Ok(report)
+        })
     };
     // A lost connection drops the lock and the setting with it, so errors
     // here are moot; a pooled connection must not keep either.
@@ -322,11 +351,11 @@ fn count(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
 pub async fn scheduled_pass(
     pool: DbPool,
     settings: SweeperSettings,
-    access_ttl: Duration,
+    lifetimes: Lifetimes,
     metrics: Arc<Metrics>,
 ) {
     let outcome: anyhow::Result<PassOutcome> = run_blocking_unbounded(&pool, move |conn| {
-        run_pass(conn, &settings, access_ttl, false)
+        run_pass(conn, &settings, lifetimes, false)
     })
     .await;
     match &outcome {
@@ -344,7 +373,7 @@ pub async fn scheduled_pass(
 pub async fn start_schedule(
     pool: DbPool,
     settings: SweeperSettings,
-    access_ttl: Duration,
+    lifetimes: Lifetimes,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Option<tokio_cron_scheduler::JobScheduler>> {
     use tokio_cron_scheduler::{Job, JobScheduler};
@@ -353,7 +382,7 @@ pub async fn start_schedule(
         Box::pin(scheduled_pass(
             pool.clone(),
             settings.clone(),
-            access_ttl,
+            lifetimes,
             metrics.clone(),
         ))
     });

@@ -27,8 +27,8 @@ pub fn pass(app: &TestApp, settings: &SweeperSettings) -> SweepReport {
     }
 }
 
-pub fn access_ttl(app: &TestApp) -> std::time::Duration {
-    std::time::Duration::from_secs(app.settings.jwt.access_ttl_secs)
+pub fn access_ttl(app: &TestApp) -> authgate::sweeper::Lifetimes {
+    authgate::sweeper::Lifetimes::of(&app.settings)
 }
 
 /// Moves the session (its login, last use and end) and its refresh tokens

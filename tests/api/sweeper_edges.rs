@@ -107,3 +107,21 @@ async fn a_logout_of_a_session_that_is_gone_still_reaches_every_instance() {
     );
     assert_eq!(count(&app, &tombstones), 1);
 }
+
+#[tokio::test]
+async fn a_pass_purges_login_failures_that_left_the_window() {
+    let app = spawn_app_with(|_| {}).await;
+    let email = app.new_user().await;
+    app.login(&email, "a wrong password").await;
+    app.login(&email, "another wrong one").await;
+    let failures = "SELECT count(*) AS n FROM login_failures";
+    assert!(count(&app, failures) > 0);
+    diesel::sql_query("UPDATE login_failures SET at = at - make_interval(secs => $1)")
+        .bind::<diesel::sql_types::Double, _>(app.settings.ratelimit.window_secs as f64 + 1.0)
+        .execute(&mut app.db())
+        .unwrap();
+
+    pass(&app, &settings(100, 3600));
+
+    assert_eq!(count(&app, failures), 0);
+}
