@@ -11,6 +11,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -48,29 +49,70 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
+/// The closed set of error codes (SPEC 3); no other exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidCredentials,
+    EmailTaken,
+    InvalidToken,
+    TokenExpired,
+    TokenReused,
+    SessionRevoked,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TokenReused => "token_reused",
+            ErrorCode::SessionRevoked => "session_revoked",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The body of every error of the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// For a human; never a stack trace, SQL text or secret.
+    pub message: String,
 }
 
 impl ApiError {
     /// The spec's error code.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
         match self {
             ApiError::InvalidRequest(_)
             | ApiError::PayloadTooLarge
-            | ApiError::MethodNotAllowed(_) => "invalid_request",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::EmailTaken => "email_taken",
-            ApiError::MissingToken | ApiError::InvalidToken => "invalid_token",
-            ApiError::TokenExpired => "token_expired",
-            ApiError::TokenReused => "token_reused",
-            ApiError::SessionRevoked => "session_revoked",
-            ApiError::Forbidden => "forbidden",
-            ApiError::NotFound => "not_found",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable | ApiError::Internal(_) => "unavailable",
+            | ApiError::MethodNotAllowed(_) => ErrorCode::InvalidRequest,
+            ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ApiError::EmailTaken => ErrorCode::EmailTaken,
+            ApiError::MissingToken | ApiError::InvalidToken => ErrorCode::InvalidToken,
+            ApiError::TokenExpired => ErrorCode::TokenExpired,
+            ApiError::TokenReused => ErrorCode::TokenReused,
+            ApiError::SessionRevoked => ErrorCode::SessionRevoked,
+            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable | ApiError::Internal(_) => ErrorCode::Unavailable,
         }
     }
 
@@ -136,7 +178,7 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(ErrorBody {
-            error: self.code(),
+            error: self.error_code(),
             message: self.to_string(),
         })
     }
@@ -231,6 +273,26 @@ mod tests {
             .to_str()
             .unwrap();
         assert!(challenge.starts_with("Bearer error=\"invalid_token\", error_description=\""));
+    }
+
+    #[test]
+    fn every_code_serialises_as_its_name() {
+        use ErrorCode::*;
+        for code in [
+            InvalidRequest,
+            InvalidCredentials,
+            EmailTaken,
+            InvalidToken,
+            TokenExpired,
+            TokenReused,
+            SessionRevoked,
+            Forbidden,
+            NotFound,
+            RateLimited,
+            Unavailable,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[actix_web::test]

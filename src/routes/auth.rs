@@ -5,12 +5,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::client_ip;
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, Authenticated, Body};
+use crate::openapi::responses::{
+    BadRequest, EmailTaken, InvalidCredentials, PayloadTooLarge, Tokens, TooManyRequests,
+    Unauthorized, Unavailable,
+};
 use crate::sessions::{self, AccessEvidence, Device, ReissueOutcome, RevokeReason, TokenPair};
 use crate::state::AppState;
 use crate::tokens::{TokenHash, TokenKind};
@@ -21,20 +26,26 @@ use crate::users::{
 /// Longest User-Agent kept on a session.
 const MAX_USER_AGENT_CHARS: usize = 512;
 
-#[derive(Serialize)]
-struct SignedUp {
+/// The new account.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SignedUp {
     id: Uuid,
+    /// The email as typed, trimmed.
     email: String,
 }
 
-#[derive(Deserialize)]
-struct RefreshBody {
+/// A refresh token in the body.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RefreshBody {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
-struct Me {
+/// The caller, read from the access token alone.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Me {
+    /// The user id.
     id: Uuid,
+    /// Null only for a token without the `email` claim.
     email: Option<String>,
     session_id: Uuid,
     roles: Vec<String>,
@@ -47,6 +58,28 @@ fn tokens(pair: TokenPair) -> HttpResponse {
         .json(pair)
 }
 
+/// Creates an account.
+///
+/// The email is trimmed and compared case-insensitively; the password has 8
+/// characters to 72 bytes (UTF-8).
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The account was created", body = SignedUp,
+            links(("RevokeSessions" = (
+                operation_id = "revoke_sessions",
+                parameters(("user_id" = "$response.body#/id")),
+                description = "An admin ends the new user's sessions"
+            )))),
+        (status = 400, response = BadRequest),
+        (status = 409, response = EmailTaken),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn signup(
     req: HttpRequest,
     body: Body,
@@ -84,6 +117,24 @@ pub async fn signup(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    summary = "Logs in",
+    description = "Opens a session (one per device) and returns its token pair. Failed \
+                   logins are limited per email and per client address: past a limit, \
+                   429 even for the right password.",
+    request_body = Credentials,
+    responses(
+        (status = 200, response = Tokens),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidCredentials),
+        (status = 413, response = PayloadTooLarge),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 /// Login (SPEC 3): the email is validated first (a malformed request is
 /// not counted), then one blocking task reserves the login's rate-limit
 /// slots and looks the user up, then bcrypt runs. A wrong password or an
@@ -142,6 +193,19 @@ pub async fn login(
     Ok(tokens(pair))
 }
 
+/// The caller.
+///
+/// Read from the access token alone: no database round trip.
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, response = Unauthorized),
+    )
+)]
 pub async fn me(auth: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(Me {
         id: auth.user_id,
@@ -151,6 +215,29 @@ pub async fn me(auth: Authenticated) -> HttpResponse {
     })
 }
 
+/// Rotates the refresh token: it is spent, and a new pair is returned.
+///
+/// The refresh token comes in the body, optionally with the session's access
+/// token (expired or not) as Bearer beside it, or as Bearer with no body. A
+/// spent token that comes back is taken for theft and ends the session
+/// (`token_reused`), unless it comes within the reuse grace.
+#[utoipa::path(
+    post,
+    path = "/auth/reissue",
+    tag = "auth",
+    request_body(
+        content = Option<RefreshBody>,
+        description = "The refresh token; or no body, with the refresh token as Bearer"
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, response = Tokens),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn reissue(
     req: HttpRequest,
     body: Body,
@@ -210,8 +297,27 @@ pub async fn reissue(
     }
 }
 
-/// Ends the session of the access token in the Authorization header, or,
-/// with no header, of the refresh token in the body.
+/// Ends a session.
+///
+/// The session of the access token in the Authorization header, or, with
+/// no header, of the refresh token in the body.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    request_body(
+        content = Option<RefreshBody>,
+        description = "Without an Authorization header: the refresh token of the session to end"
+    ),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logout(
     req: HttpRequest,
     body: Body,
@@ -256,6 +362,18 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Ends every session of the caller.
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session of the caller has ended"),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logout_all(
     auth: Authenticated,
     state: web::Data<AppState>,

@@ -7,8 +7,19 @@ use crate::error::ApiError;
 use crate::metrics::count_tokens;
 use crate::state::AppState;
 
-/// Always 200: when PostgreSQL does not answer, the token gauges are left
-/// out and the counters are still served.
+/// Prometheus metrics.
+///
+/// Always 200: when PostgreSQL does not answer, the token
+/// gauges are left out and the counters are still served.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The Prometheus text exposition format 0.0.4",
+            body = String, content_type = "text/plain"),
+    )
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let gauges = &state.metrics.gauges;
     let tokens = match gauges.fresh() {

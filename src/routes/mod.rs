@@ -2,11 +2,13 @@
 //! Route modules depend on the domain modules and `crate::extract`, never on
 //! one another nor on `crate::startup`.
 
-mod admin;
-mod auth;
-mod health;
-mod metrics;
-mod sessions;
+// pub(crate): crate::openapi lists their handlers.
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod docs;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod sessions;
 
 use actix_web::{web, HttpResponse, Resource};
 
@@ -36,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)));
+        .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)))
+        .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)));
 }
 
 /// Unknown paths: 404 `not_found`.

@@ -3,25 +3,52 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::extract::{parse_id, Authenticated};
+use crate::openapi::responses::{NotFound, Unauthorized, Unavailable};
 use crate::sessions::{RevokeReason, Session};
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct SessionView {
+/// One of the caller's sessions (a device).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionView {
     id: Uuid,
+    /// The login.
     created_at: DateTime<Utc>,
+    /// The last login or reissue.
     last_used_at: DateTime<Utc>,
+    /// The session's absolute end.
     expires_at: DateTime<Utc>,
+    /// The User-Agent of the login.
     user_agent: Option<String>,
+    /// The client address of the login.
     ip: Option<String>,
+    /// Whether this is the session of the access token of the request.
     current: bool,
 }
 
+/// The caller's live sessions.
+#[utoipa::path(
+    get,
+    operation_id = "list_sessions",
+    path = "/auth/sessions",
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions", body = Vec<SessionView>,
+            links(("DeleteSession" = (
+                operation_id = "delete_session",
+                parameters(("id" = "$response.body#/0/id")),
+                description = "Ends the first session listed"
+            )))),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     auth: Authenticated,
     state: web::Data<AppState>,
@@ -47,8 +74,24 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(views))
 }
 
-/// Ends one of the caller's sessions. Another user's id, an unknown id and an
-/// ended session all get the same 404.
+/// Ends one of the caller's sessions.
+///
+/// Another user's id, an unknown id and an ended session all get the same
+/// 404.
+#[utoipa::path(
+    delete,
+    operation_id = "delete_session",
+    path = "/auth/sessions/{id}",
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "A session id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete(
     auth: Authenticated,
     path: web::Path<String>,

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::model::{NewRefreshToken, RefreshToken, Session};
@@ -11,12 +12,18 @@ use crate::tokens::{Claims, TokenHash, TokenKeys, TokenKind};
 use crate::users::User;
 
 /// The JSON of a successful login or reissue (SPEC 3).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TokenPair {
+    /// A JWT for `Authorization: Bearer`.
     pub access_token: String,
+    /// A JWT for `POST /auth/reissue`; spent when used.
     pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// Seconds until the refresh token expires.
     pub refresh_expires_in: i64,
     pub session_id: Uuid,
 }

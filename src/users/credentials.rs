@@ -1,14 +1,44 @@
 //! What counts as a valid email and password (SPEC 3). Pure functions.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
+/// [`normalize_email`]'s rule as a regular expression (ECMA-262, for the
+/// OpenAPI document), but for the length in bytes: Unicode White_Space may
+/// surround it (it is trimmed), and the parts on either side of the one `@`
+/// hold neither White_Space nor control characters (Cc).
+pub const EMAIL_PATTERN: &str = concat!(
+    r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^@\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+",
+    "@",
+    r"[^@\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+",
+    r"[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
+
 /// The body of signup and login.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
+    #[schema(schema_with = email_schema)]
     pub email: String,
+    /// 8 characters to 72 bytes (UTF-8): bcrypt ignores what follows.
+    #[schema(example = "correct horse battery", min_length = 8)]
     pub password: String,
+}
+
+/// The email's schema: the macro takes only a literal pattern.
+fn email_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(EMAIL_PATTERN))
+        .description(Some(
+            "Trimmed, then exactly one `@` with text on both sides, no whitespace or \
+             control characters, at most 254 bytes (UTF-8). The pattern is this rule \
+             but for the length.",
+        ))
+        .examples(["ann@example.org"])
+        .build()
 }
 
 impl std::fmt::Debug for Credentials {
@@ -125,6 +155,22 @@ mod tests {
         assert!(validate_password(&"한".repeat(8)).is_ok());
         assert!(validate_password(&"한".repeat(25)).is_err());
         assert!(validate_password("한국어비밀").is_err());
+    }
+
+    proptest::proptest! {
+        /// The OpenAPI document's pattern promises no more than the rule:
+        /// whatever it matches, short enough, is accepted.
+        #[test]
+        fn what_the_email_pattern_matches_is_accepted(
+            // Without its anchors: proptest generates whole strings anyway.
+            email in proptest::string::string_regex(
+                EMAIL_PATTERN.trim_start_matches('^').trim_end_matches('$')
+            ).unwrap()
+        ) {
+            if email.trim().len() <= 254 {
+                proptest::prop_assert!(normalize_email(&email).is_ok(), "{:?}", email);
+            }
+        }
     }
 
     #[test]

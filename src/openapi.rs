@@ -1,0 +1,197 @@
+//! The OpenAPI 3.1 description of the HTTP API (SPEC 7.3), generated from
+//! the handlers' `#[utoipa::path]` annotations and the `ToSchema` types of
+//! their bodies, and served at `GET /openapi.json`.
+//!
+//! To document an endpoint: annotate its handler with `#[utoipa::path]`
+//! (every status it can answer, errors included, with the shared error
+//! responses of [`responses`]), then add the handler to `paths(...)` below.
+//! `tests/api/openapi.rs` fails while a route of `src/routes/mod.rs` is
+//! missing here.
+
+pub mod responses;
+
+use std::sync::LazyLock;
+
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::routes::{admin, auth, docs, health, metrics, sessions};
+use crate::sessions::TokenPair;
+use responses::{
+    BadRequest, EmailTaken, Forbidden, InvalidCredentials, NotFound, PayloadTooLarge, Tokens,
+    TooManyRequests, Unauthorized, Unavailable,
+};
+
+/// The name of the bearer security scheme; operations name it as
+/// `security(("bearer" = []))` (the macro takes only a literal).
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "authgate",
+        description = "A self-hosted JWT token server: signup, login, rotating refresh \
+                       tokens with theft detection, sessions, and revocation. Every error \
+                       is `{\"error\": code, \"message\": text}` with a code from a closed set."
+    ),
+    paths(
+        auth::signup,
+        auth::login,
+        auth::me,
+        auth::reissue,
+        auth::logout,
+        auth::logout_all,
+        sessions::list,
+        sessions::delete,
+        admin::revoke_sessions,
+        health::healthz,
+        health::readyz,
+        metrics::metrics,
+        docs::openapi_json,
+    ),
+    components(
+        schemas(ErrorBody, ErrorCode, TokenPair),
+        responses(
+            Tokens,
+            BadRequest,
+            Unauthorized,
+            InvalidCredentials,
+            Forbidden,
+            NotFound,
+            EmailTaken,
+            PayloadTooLarge,
+            TooManyRequests,
+            Unavailable,
+        )
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "auth", description = "Credentials, tokens and logout"),
+        (name = "sessions", description = "The caller's sessions (devices)"),
+        (name = "admin", description = "Operations on other users, for the `admin` role"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `Authorization: Bearer <JWT>`: the access token, or for reissue the
+/// refresh token.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from login or reissue (POST /auth/reissue also \
+                         takes a refresh token here)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as served: utoipa's output with three corrections.
+///
+/// - Every response header is marked `required`: utoipa 5's `Header` has no
+///   such field, and every header this document names is always sent with
+///   its status, so that testers (schemathesis) check their presence too.
+/// - An optional request body is spelt `Option<T>`, which also makes its
+///   schema `oneOf: [null, T]`; the body may be absent, but JSON `null` is
+///   not one, so the schema is `T`.
+/// - utoipa 5.5 serialises a link's fields in snake case (`operation_id`);
+///   OpenAPI's are `operationId`, `operationRef`, `requestBody`.
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        let operations = paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut());
+        for operation in operations {
+            if let Some(responses) = operation.get_mut("responses") {
+                mark_headers_required(responses);
+                camel_case_links(responses);
+            }
+            if let Some(body) = operation.get_mut("requestBody") {
+                drop_null_alternative(body);
+            }
+        }
+    }
+    if let Some(responses) = doc.pointer_mut("/components/responses") {
+        mark_headers_required(responses);
+        camel_case_links(responses);
+    }
+    doc
+}
+
+fn drop_null_alternative(body: &mut Value) {
+    if body.get("required") == Some(&Value::Bool(true)) {
+        return;
+    }
+    let schemas = body
+        .get_mut("content")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|content| content.values_mut())
+        .filter_map(|media| media.get_mut("schema"));
+    for schema in schemas {
+        let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) else {
+            continue;
+        };
+        let not_null: Vec<&Value> = alternatives
+            .iter()
+            .filter(|s| s.get("type") != Some(&Value::from("null")))
+            .collect();
+        if let [only] = not_null[..] {
+            *schema = only.clone();
+        }
+    }
+}
+
+fn camel_case_links(responses: &mut Value) {
+    let links = responses
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|r| r.values_mut())
+        .filter_map(|response| response.get_mut("links"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    for link in links {
+        for (snake, camel) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_owned(), value);
+            }
+        }
+    }
+}
+
+fn mark_headers_required(responses: &mut Value) {
+    let headers = responses
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|r| r.values_mut())
+        .filter_map(|response| response.get_mut("headers"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|headers| headers.values_mut())
+        .filter_map(Value::as_object_mut);
+    for header in headers {
+        header.insert("required".to_owned(), Value::Bool(true));
+    }
+}
+
+/// The serialised document, built once.
+pub static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| document().to_string());
