@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every check and test against a real PostgreSQL 15. When DATABASE_URL
-# is unset it starts a throw-away cluster on a free port and stops it on
-# exit, whatever happens. Each test creates its own database in it. A second
-# throw-away cluster is always started for the test that freezes one.
+# Runs every check and test against a real PostgreSQL 15: cargo fmt, clippy,
+# cargo test, then scripts/interop.sh (stock clients against a real server).
+# When DATABASE_URL is unset it starts a throw-away cluster on a free port
+# and stops it on exit, whatever happens. Each test creates its own database
+# in it. A second throw-away cluster is always started for the test that
+# freezes one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg.sh
@@ -46,8 +48,19 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked 2>&1 | tee "${TMPDIR:-/tmp}/authgate-test-output.$$"
 status=${PIPESTATUS[0]}
-# One plain closing line with the totals of every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "${TMPDIR:-/tmp}/authgate-test-output.$$"
+# Stock clients (pytest, node --test, schemathesis) against one real server
+# on the same PostgreSQL; it installs its venv and node_modules itself.
+interop_summary="$work/interop-summary"
+if ! AUTHGATE_INTEROP_SUMMARY="$interop_summary" bash scripts/interop.sh; then
+  status=1
+fi
+# No summary: it stopped before counting (an install failed, say): one failure.
+[ -s "$interop_summary" ] || echo "0 1" >"$interop_summary"
+read -r interop_passed interop_failed <"$interop_summary"
+# One plain closing line with the totals of every test binary and of the
+# stock clients.
+awk -v ip="$interop_passed" -v if_="$interop_failed" \
+    '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p + ip, f + if_ }' "${TMPDIR:-/tmp}/authgate-test-output.$$"
 rm -f "${TMPDIR:-/tmp}/authgate-test-output.$$"
 exit "$status"
