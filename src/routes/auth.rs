@@ -47,13 +47,20 @@ fn tokens(pair: TokenPair) -> HttpResponse {
         .json(pair)
 }
 
+/// The `{"email","password"}` body of signup and login, with the email
+/// trimmed and checked.
+fn credentials(req: &HttpRequest, body: &Body) -> Result<(String, Credentials), ApiError> {
+    let credentials: Credentials = body.json(req)?;
+    let email = normalize_email(&credentials.email)?;
+    Ok((email, credentials))
+}
+
 pub async fn signup(
     req: HttpRequest,
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials: Credentials = body.json(&req)?;
-    let email = normalize_email(&credentials.email)?;
+    let (email, credentials) = credentials(&req, &body)?;
     validate_password(&credentials.password)?;
     let password_hash = state.hasher.hash(credentials.password).await?;
     let user = run_blocking(&state.db, move |conn| {
@@ -94,8 +101,7 @@ pub async fn login(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials: Credentials = body.json(&req)?;
-    let email = normalize_email(&credentials.email)?;
+    let (email, credentials) = credentials(&req, &body)?;
     let ip = client_ip::of_request(&req, &state.proxies);
 
     let lookup = canonical_email(&email);
