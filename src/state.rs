@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::ratelimit::LoginLimits;
-use crate::sessions::{Revocations, TokenIssuer};
+use crate::sessions::{Exchange, Revocations, TokenIssuer};
 use crate::users::PasswordHasher;
 use std::sync::Arc;
 
@@ -20,4 +20,16 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Refresh-token exchanges (SPEC 4.3) over this state.
+    pub fn exchange(&self) -> Exchange<'_> {
+        Exchange {
+            db: &self.db,
+            issuer: &self.issuer,
+            revocations: &self.revocations,
+            clock: &self.clock,
+        }
+    }
 }
