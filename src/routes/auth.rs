@@ -11,9 +11,8 @@ use crate::client_ip;
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, Authenticated, Body};
-use crate::sessions::{self, AccessEvidence, Device, ReissueOutcome, RevokeReason, TokenPair};
+use crate::sessions::{self, Device, RevokeReason, TokenPair};
 use crate::state::AppState;
-use crate::tokens::{TokenHash, TokenKind};
 use crate::users::{
     canonical_email, normalize_email, validate_password, Credentials, NewUser, User,
 };
@@ -162,58 +161,18 @@ pub async fn reissue(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let from_body = !body.is_blank();
-    let refresh = if from_body {
-        body.json::<RefreshBody>(&req)?.refresh_token
+    let pair = if body.is_blank() {
+        let refresh = bearer_token(&req)?.ok_or(ApiError::MissingToken)?;
+        state.exchange().refresh(refresh, None).await?
     } else {
-        bearer_token(&req)?
-            .ok_or(ApiError::MissingToken)?
-            .to_owned()
+        let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
+        let beside = req.headers().get(header::AUTHORIZATION);
+        state
+            .exchange()
+            .refresh(&refresh, beside.map(|v| v.as_bytes()))
+            .await?
     };
-    let claims = state
-        .issuer
-        .keys()
-        .verify(&refresh, TokenKind::Refresh)?
-        .claims;
-    let evidence = if from_body {
-        sessions::access_evidence(
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .map(|v| v.as_bytes()),
-            &refresh,
-            &claims.sid,
-            state.issuer.keys(),
-            state.clock.unix(),
-        )
-    } else {
-        AccessEvidence::Absent
-    };
-    let hash = TokenHash::of(&refresh);
-    let now = state.clock.now();
-    if evidence != AccessEvidence::Mismatch && !claims.is_expired_at(now.timestamp()) {
-        // The common case in one round trip; None sends it down the full path.
-        let (issuer, claims, hash) = (state.issuer.clone(), claims.clone(), hash.clone());
-        let rotated = run_blocking(&state.db, move |conn| {
-            Ok::<_, ApiError>(sessions::rotate_in_one_statement(
-                conn, &issuer, &claims, &hash, now,
-            )?)
-        })
-        .await?;
-        if let Some(pair) = rotated {
-            return Ok(tokens(pair));
-        }
-    }
-    let (issuer, clock) = (state.issuer.clone(), state.clock.clone());
-    let outcome = state
-        .revocations
-        .transaction(move |conn, revoker| {
-            sessions::reissue(conn, revoker, &issuer, &claims, &hash, evidence, &clock)
-        })
-        .await?;
-    match outcome {
-        ReissueOutcome::Issued(pair) => Ok(tokens(pair)),
-        ReissueOutcome::Refused(error) => Err(error),
-    }
+    Ok(tokens(pair))
 }
 
 /// Ends the session of the access token in the Authorization header, or,
@@ -225,13 +184,9 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     if bearer_token(&req)?.is_some() {
         let auth = Authenticated::check(&req)?;
-        let (sid, uid) = (auth.session_id, auth.user_id);
-        let exp = chrono::DateTime::from_timestamp(auth.claims.exp, 0).unwrap_or_default();
         state
             .revocations
-            .transaction(move |conn, revoker| {
-                Ok(revoker.end_session_of_token(conn, sid, uid, exp, RevokeReason::Logout)?)
-            })
+            .end_session_of_access(&auth.claims, RevokeReason::Logout)
             .await?;
         return Ok(HttpResponse::NoContent().finish());
     }
@@ -239,25 +194,9 @@ pub async fn logout(
         return Err(ApiError::MissingToken);
     }
     let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
-    let claims = state
-        .issuer
-        .keys()
-        .verify(&refresh, TokenKind::Refresh)?
-        .claims;
-    let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
-    let hash = TokenHash::of(&refresh);
     state
         .revocations
-        .transaction(move |conn, revoker| {
-            match sessions::RefreshToken::find_by_hash(conn, &hash)? {
-                Some(row) if row.session_id == sid && row.revoked_at.is_none() => {
-                    revoker.end(conn, &[sid], RevokeReason::Logout)?;
-                    Ok(())
-                }
-                Some(row) if row.session_id == sid => Err(ApiError::SessionRevoked),
-                _ => Err(ApiError::InvalidToken),
-            }
-        })
+        .end_session_of_refresh(state.issuer.keys(), &refresh, RevokeReason::Logout)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
