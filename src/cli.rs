@@ -1,4 +1,5 @@
-//! The subcommands: `serve` (default), `migrate`, `sweep`, `admin grant EMAIL`.
+//! The subcommands: `serve` (default), `migrate`, `sweep`, `admin grant EMAIL`,
+//! `clients add NAME | list | remove CLIENT_ID`.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db;
+use crate::oauth::OAuthClient;
 use crate::startup::Application;
 use crate::sweeper::{self, PassOutcome};
 use crate::users::{canonical_email, normalize_email, User};
@@ -35,6 +37,22 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// OAuth clients allowed to introspect tokens (POST /oauth/introspect).
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsAction {
+    /// Register a client: prints `client_id=…` and `client_secret=…`, the
+    /// secret this once (only its hash is stored).
+    Add { name: String },
+    /// One line per client: client_id, name, created_at (tab-separated).
+    List,
+    /// Remove a client; it can no longer introspect.
+    Remove { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +100,37 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("no user has the email {email}"))?;
             println!("granted admin to {} ({})", user.email, user.id);
         }
+        Command::Clients { action } => clients(action, &settings)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn clients(action: ClientsAction, settings: &Settings) -> anyhow::Result<()> {
+    let conn = &mut db::connect(&settings.database)?;
+    match action {
+        ClientsAction::Add { name } => {
+            let (client, secret) = OAuthClient::add(conn, &name)?;
+            println!("client_id={}", client.client_id);
+            println!("client_secret={}", secret.expose());
+        }
+        ClientsAction::List => {
+            for client in OAuthClient::list(conn)? {
+                println!(
+                    "{}\t{}\t{}",
+                    client.client_id,
+                    client.name,
+                    client
+                        .created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+        }
+        ClientsAction::Remove { client_id } => {
+            if !OAuthClient::remove(conn, &client_id)? {
+                anyhow::bail!("no client has the id {client_id}");
+            }
+            println!("removed client {client_id}");
+        }
+    }
+    Ok(())
 }

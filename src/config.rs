@@ -38,6 +38,27 @@ pub struct ServerSettings {
     /// is believed (see [`crate::client_ip`]); parsed at start-up.
     #[serde(default, deserialize_with = "list_or_comma_separated")]
     pub trusted_proxies: Vec<String>,
+    /// The URL clients reach this server at, for absolute URLs in the
+    /// metadata documents (SPEC 7); unset or empty: `http://` + `bind`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl ServerSettings {
+    /// `server.public_url` without a trailing `/`, or by default `http://`
+    /// + `server.bind`, with the port actually bound in place of a `:0`.
+    pub fn public_url(&self, bound_port: u16) -> String {
+        match self.public_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
+            _ => {
+                let bind = match self.bind.strip_suffix(":0") {
+                    Some(host) => format!("{host}:{bound_port}"),
+                    None => self.bind.clone(),
+                };
+                format!("http://{bind}")
+            }
+        }
+    }
 }
 
 /// A list from TOML (an array) or from the environment (one string,
@@ -284,6 +305,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("server", "bind"),
     ("server", "workers"),
     ("server", "trusted_proxies"),
+    ("server", "public_url"),
     ("database", "url"),
     ("database", "pool_size"),
     ("database", "connect_timeout_ms"),
@@ -456,6 +478,29 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.server.trusted_proxies, ["127.0.0.1/32", "::1/128"]);
+    }
+
+    #[test]
+    fn public_url_defaults_to_http_and_the_bound_address_and_loses_a_trailing_slash() {
+        let s = load(&[("DATABASE_URL", "postgres://a/b")]).unwrap();
+        assert_eq!(s.server.public_url(8080), "http://127.0.0.1:8080");
+        let mut any_port = s.server.clone();
+        any_port.bind = "127.0.0.1:0".into();
+        assert_eq!(any_port.public_url(4321), "http://127.0.0.1:4321");
+        for set in ["https://auth.example.com/", "https://auth.example.com"] {
+            let s = load(&[
+                ("DATABASE_URL", "postgres://a/b"),
+                ("AUTHGATE__SERVER__PUBLIC_URL", set),
+            ])
+            .unwrap();
+            assert_eq!(s.server.public_url(8080), "https://auth.example.com");
+        }
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__SERVER__PUBLIC_URL", ""),
+        ])
+        .unwrap();
+        assert_eq!(s.server.public_url(8080), "http://127.0.0.1:8080");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, DEVELOPMENT_SECRET};
 use crate::db;
 use crate::metrics::Metrics;
+use crate::oauth::Metadata;
 use crate::ratelimit::LoginLimits;
 use crate::routes;
 use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer};
@@ -79,6 +80,10 @@ impl Application {
             metrics.clone(),
         )
         .await?;
+        let listener = TcpListener::bind(&settings.server.bind)
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let public_url = settings.server.public_url(port);
         let state = web::Data::new(AppState {
             revocations: Revocations::new(db.clone(), revoked, clock.clone()),
             db,
@@ -88,11 +93,9 @@ impl Application {
             proxies: TrustedProxies::parse(&settings.server.trusted_proxies),
             clock,
             metrics,
+            oauth_metadata: Metadata::new(&settings.jwt.issuer, &public_url),
         });
 
-        let listener = TcpListener::bind(&settings.server.bind)
-            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
-        let port = listener.local_addr()?.port();
         // One line per request costs more than /auth/me itself: the access
         // log is on only when its target is enabled, e.g.
         // RUST_LOG=info,actix_web::middleware::logger=info.

@@ -1,13 +1,14 @@
 //! What every handler shares: the pool, the token issuer (with the session
 //! policy), bcrypt, the revocation owner, the login limits, the trusted
-//! proxies, the clock and the metrics. Built once by [`crate::startup::Application::build`].
+//! proxies, the clock, the metrics and the OAuth metadata. Built once by [`crate::startup::Application::build`].
 
 use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::oauth::Metadata;
 use crate::ratelimit::LoginLimits;
-use crate::sessions::{Revocations, TokenIssuer};
+use crate::sessions::{Exchange, Revocations, TokenIssuer};
 use crate::users::PasswordHasher;
 use std::sync::Arc;
 
@@ -20,4 +21,18 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// The RFC 8414 document, with the URLs of `server.public_url`.
+    pub oauth_metadata: Metadata,
+}
+
+impl AppState {
+    /// Refresh-token exchanges (SPEC 4.3) over this state.
+    pub fn exchange(&self) -> Exchange<'_> {
+        Exchange {
+            db: &self.db,
+            issuer: &self.issuer,
+            revocations: &self.revocations,
+            clock: &self.clock,
+        }
+    }
 }

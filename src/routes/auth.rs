@@ -16,9 +16,8 @@ use crate::openapi::responses::{
     BadRequest, EmailTaken, InvalidCredentials, PayloadTooLarge, Tokens, TooManyRequests,
     Unauthorized, Unavailable,
 };
-use crate::sessions::{self, AccessEvidence, Device, ReissueOutcome, RevokeReason, TokenPair};
+use crate::sessions::{self, Device, RevokeReason, TokenPair};
 use crate::state::AppState;
-use crate::tokens::{TokenHash, TokenKind};
 use crate::users::{
     canonical_email, normalize_email, validate_password, Credentials, NewUser, User,
 };
@@ -58,6 +57,14 @@ fn tokens(pair: TokenPair) -> HttpResponse {
         .json(pair)
 }
 
+/// The `{"email","password"}` body of signup and login, with the email
+/// trimmed and checked.
+fn credentials(req: &HttpRequest, body: &Body) -> Result<(String, Credentials), ApiError> {
+    let credentials: Credentials = body.json(req)?;
+    let email = normalize_email(&credentials.email)?;
+    Ok((email, credentials))
+}
+
 /// Creates an account.
 ///
 /// The email is trimmed and compared case-insensitively; the password has 8
@@ -85,8 +92,7 @@ pub async fn signup(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials: Credentials = body.json(&req)?;
-    let email = normalize_email(&credentials.email)?;
+    let (email, credentials) = credentials(&req, &body)?;
     validate_password(&credentials.password)?;
     let password_hash = state.hasher.hash(credentials.password).await?;
     let user = run_blocking(&state.db, move |conn| {
@@ -145,8 +151,7 @@ pub async fn login(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let credentials: Credentials = body.json(&req)?;
-    let email = normalize_email(&credentials.email)?;
+    let (email, credentials) = credentials(&req, &body)?;
     let ip = client_ip::of_request(&req, &state.proxies);
 
     let lookup = canonical_email(&email);
@@ -243,58 +248,18 @@ pub async fn reissue(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let from_body = !body.is_blank();
-    let refresh = if from_body {
-        body.json::<RefreshBody>(&req)?.refresh_token
+    let pair = if body.is_blank() {
+        let refresh = bearer_token(&req)?.ok_or(ApiError::MissingToken)?;
+        state.exchange().refresh(refresh, None).await?
     } else {
-        bearer_token(&req)?
-            .ok_or(ApiError::MissingToken)?
-            .to_owned()
+        let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
+        let beside = req.headers().get(header::AUTHORIZATION);
+        state
+            .exchange()
+            .refresh(&refresh, beside.map(|v| v.as_bytes()))
+            .await?
     };
-    let claims = state
-        .issuer
-        .keys()
-        .verify(&refresh, TokenKind::Refresh)?
-        .claims;
-    let evidence = if from_body {
-        sessions::access_evidence(
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .map(|v| v.as_bytes()),
-            &refresh,
-            &claims.sid,
-            state.issuer.keys(),
-            state.clock.unix(),
-        )
-    } else {
-        AccessEvidence::Absent
-    };
-    let hash = TokenHash::of(&refresh);
-    let now = state.clock.now();
-    if evidence != AccessEvidence::Mismatch && !claims.is_expired_at(now.timestamp()) {
-        // The common case in one round trip; None sends it down the full path.
-        let (issuer, claims, hash) = (state.issuer.clone(), claims.clone(), hash.clone());
-        let rotated = run_blocking(&state.db, move |conn| {
-            Ok::<_, ApiError>(sessions::rotate_in_one_statement(
-                conn, &issuer, &claims, &hash, now,
-            )?)
-        })
-        .await?;
-        if let Some(pair) = rotated {
-            return Ok(tokens(pair));
-        }
-    }
-    let (issuer, clock) = (state.issuer.clone(), state.clock.clone());
-    let outcome = state
-        .revocations
-        .transaction(move |conn, revoker| {
-            sessions::reissue(conn, revoker, &issuer, &claims, &hash, evidence, &clock)
-        })
-        .await?;
-    match outcome {
-        ReissueOutcome::Issued(pair) => Ok(tokens(pair)),
-        ReissueOutcome::Refused(error) => Err(error),
-    }
+    Ok(tokens(pair))
 }
 
 /// Ends a session.
@@ -325,13 +290,9 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     if bearer_token(&req)?.is_some() {
         let auth = Authenticated::check(&req)?;
-        let (sid, uid) = (auth.session_id, auth.user_id);
-        let exp = chrono::DateTime::from_timestamp(auth.claims.exp, 0).unwrap_or_default();
         state
             .revocations
-            .transaction(move |conn, revoker| {
-                Ok(revoker.end_session_of_token(conn, sid, uid, exp, RevokeReason::Logout)?)
-            })
+            .end_session_of_access(&auth.claims, RevokeReason::Logout)
             .await?;
         return Ok(HttpResponse::NoContent().finish());
     }
@@ -339,25 +300,9 @@ pub async fn logout(
         return Err(ApiError::MissingToken);
     }
     let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
-    let claims = state
-        .issuer
-        .keys()
-        .verify(&refresh, TokenKind::Refresh)?
-        .claims;
-    let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
-    let hash = TokenHash::of(&refresh);
     state
         .revocations
-        .transaction(move |conn, revoker| {
-            match sessions::RefreshToken::find_by_hash(conn, &hash)? {
-                Some(row) if row.session_id == sid && row.revoked_at.is_none() => {
-                    revoker.end(conn, &[sid], RevokeReason::Logout)?;
-                    Ok(())
-                }
-                Some(row) if row.session_id == sid => Err(ApiError::SessionRevoked),
-                _ => Err(ApiError::InvalidToken),
-            }
-        })
+        .end_session_of_refresh(state.issuer.keys(), &refresh, RevokeReason::Logout)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,4 +1,5 @@
-//! The HTTP API (SPEC 3): one file per resource, and the routing table.
+//! The HTTP API (SPEC 3, and OAuth 2.0 of SPEC 7.2): one file per resource,
+//! and the routing table.
 //! Route modules depend on the domain modules and `crate::extract`, never on
 //! one another nor on `crate::startup`.
 
@@ -8,16 +9,31 @@ pub(crate) mod auth;
 pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod oauth;
 pub(crate) mod sessions;
 
-use actix_web::{web, HttpResponse, Resource};
+use actix_web::{web, HttpResponse, Resource, ResponseError};
 
 use crate::error::ApiError;
+use crate::oauth::OAuthError;
 
 /// A resource whose other methods get 405 `invalid_request` with `Allow`.
 fn resource(path: &str, allow: &'static str) -> Resource {
+    refusing_other_methods(path, allow, ApiError::MethodNotAllowed)
+}
+
+/// [`resource`] under `/oauth/`, where errors take RFC 6749's format.
+fn oauth_resource(path: &str, allow: &'static str) -> Resource {
+    refusing_other_methods(path, allow, OAuthError::MethodNotAllowed)
+}
+
+fn refusing_other_methods<E: ResponseError + 'static>(
+    path: &str,
+    allow: &'static str,
+    refuse: fn(&'static str) -> E,
+) -> Resource {
     web::resource(path).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+        Err::<HttpResponse, _>(refuse(allow))
     }))
 }
 
@@ -39,6 +55,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)))
+        .service(
+            resource("/.well-known/oauth-authorization-server", "GET")
+                .route(web::get().to(oauth::metadata)),
+        )
+        .service(oauth_resource("/oauth/token", "POST").route(web::post().to(oauth::token)))
+        .service(oauth_resource("/oauth/revoke", "POST").route(web::post().to(oauth::revoke)))
+        .service(
+            oauth_resource("/oauth/introspect", "POST").route(web::post().to(oauth::introspect)),
+        )
         .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)));
 }
 

@@ -2,6 +2,7 @@
 //! detection, revocation (one owner: [`Revocations`]), and the revoked-session
 //! set that lets access tokens die early.
 
+mod exchange;
 mod fast_rotation;
 mod issuer;
 mod model;
@@ -10,6 +11,7 @@ mod revocation;
 mod revoked;
 mod rotation;
 
+pub use exchange::Exchange;
 pub use fast_rotation::rotate_in_one_statement;
 pub use issuer::{MintedRefresh, Subject, TokenIssuer, TokenPair};
 pub use model::{NewSession, RefreshToken, RevokeReason, Session};

@@ -15,12 +15,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::model::RevokeReason;
+use super::model::{RefreshToken, RevokeReason};
 use super::revoked::RevokedSessions;
 use crate::clock::Clock;
 use crate::db::{self, run_blocking, Db};
 use crate::error::ApiError;
 use crate::schema::{refresh_tokens, sessions};
+use crate::tokens::{Claims, TokenHash, TokenKeys, TokenKind};
 
 /// The channel on which a revocation is announced to every instance; the
 /// payload is the session id.
@@ -203,6 +204,52 @@ impl Revocations {
     ) -> Result<Vec<Uuid>, ApiError> {
         self.transaction(move |conn, revoker| Ok(revoker.end_all_of_user(conn, user_id, reason)?))
             .await
+    }
+
+    /// Ends the session of an unexpired access token of ours (its claims
+    /// verified): logout, and RFC 7009 revocation. A session row that is
+    /// gone gets a revoked tombstone (see [`Revoker::end_session_of_token`]).
+    pub async fn end_session_of_access(
+        &self,
+        claims: &Claims,
+        reason: RevokeReason,
+    ) -> Result<(), ApiError> {
+        let (Some(sid), Some(uid)) = (claims.session_id(), claims.user_id()) else {
+            return Err(ApiError::InvalidToken);
+        };
+        let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+        self.transaction(move |conn, revoker| {
+            Ok(revoker.end_session_of_token(conn, sid, uid, exp, reason)?)
+        })
+        .await
+    }
+
+    /// Ends the session of a refresh token of ours: logout, and RFC 7009
+    /// revocation. Its row must be of that session; an expired or spent one
+    /// still ends it (only the session's holder ever had it, and ending a
+    /// session is the safe direction). `SessionRevoked` when the session had
+    /// ended already; `InvalidToken` when the token is not ours or its row
+    /// is gone.
+    pub async fn end_session_of_refresh(
+        &self,
+        keys: &TokenKeys,
+        refresh: &str,
+        reason: RevokeReason,
+    ) -> Result<(), ApiError> {
+        let claims = keys.verify(refresh, TokenKind::Refresh)?.claims;
+        let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
+        let hash = TokenHash::of(refresh);
+        self.transaction(
+            move |conn, revoker| match RefreshToken::find_by_hash(conn, &hash)? {
+                Some(row) if row.session_id == sid && row.revoked_at.is_none() => {
+                    revoker.end(conn, &[sid], reason)?;
+                    Ok(())
+                }
+                Some(row) if row.session_id == sid => Err(ApiError::SessionRevoked),
+                _ => Err(ApiError::InvalidToken),
+            },
+        )
+        .await
     }
 
     /// This instance's revoked set, for the access-token check.

@@ -1,4 +1,5 @@
-//! The form in which a refresh token is stored: its SHA-256, never itself.
+//! The form in which a refresh token or a client secret is stored: its
+//! SHA-256, never itself.
 
 use diesel::deserialize::{FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
@@ -6,6 +7,7 @@ use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{Output, ToSql};
 use diesel::sql_types::Bytea;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// SHA-256 of a whole token string. A DBA who reads `refresh_tokens` sees
 /// only these, and cannot turn one back into a usable token. It is the
@@ -23,6 +25,12 @@ impl TokenHash {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Equality in constant time, for checking a presented secret against
+    /// a stored hash without telling by timing how much of it matched.
+    pub fn matches(&self, other: &TokenHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
 }
 
 impl ToSql<Bytea, Pg> for TokenHash {
@@ -36,7 +44,7 @@ impl FromSql<Bytea, Pg> for TokenHash {
         let bytes = <Vec<u8> as FromSql<Bytea, Pg>>::from_sql(bytes)?;
         let hash: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| "refresh_tokens.token_hash is not 32 bytes")?;
+            .map_err(|_| "a stored SHA-256 hash is not 32 bytes")?;
         Ok(TokenHash(hash))
     }
 }
@@ -65,5 +73,11 @@ mod tests {
             "SHA-256(\"abc\") starts ba7816bf"
         );
         assert_eq!(format!("{h:?}"), "TokenHash(ba7816bf…)");
+    }
+
+    #[test]
+    fn matches_is_equality() {
+        assert!(TokenHash::of("abc").matches(&TokenHash::of("abc")));
+        assert!(!TokenHash::of("abc").matches(&TokenHash::of("abd")));
     }
 }

@@ -163,6 +163,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// POSTs form-encoded parameters (the OAuth endpoints).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A GET with no credentials.
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
@@ -277,18 +287,29 @@ pub async fn assert_error(
     status: StatusCode,
     code: &str,
 ) -> reqwest::header::HeaderMap {
+    assert_error_with(response, status, code, "message").await
+}
+
+/// [`assert_error`] for a body whose text is in the member `description`
+/// (`error_description` under `/oauth/`, RFC 6749 §5.2).
+pub async fn assert_error_with(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+    description: &str,
+) -> reqwest::header::HeaderMap {
     assert_eq!(response.status(), status, "status for {code}");
     let headers = response.headers().clone();
     let body: Value = response.json().await.expect("a JSON error body");
     assert_eq!(body["error"], code, "body: {body}");
     assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body[description].as_str().is_some_and(|m| !m.is_empty()),
         "body: {body}"
     );
     assert_eq!(
         body.as_object().unwrap().len(),
         2,
-        "only error and message: {body}"
+        "only error and {description}: {body}"
     );
     headers
 }

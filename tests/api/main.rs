@@ -12,6 +12,7 @@ mod health;
 mod login;
 mod logout;
 mod me;
+mod oauth;
 mod openapi;
 mod outage;
 mod properties;

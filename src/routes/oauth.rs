@@ -1,0 +1,118 @@
+//! OAuth 2.0 (SPEC 7.2): the RFC 8414 metadata document, the refresh-token
+//! grant (RFC 6749 §6), revocation (RFC 7009) and introspection (RFC 7662).
+//! Form in, JSON out; errors are RFC 6749's ([`OAuthError`]), not the closed
+//! set of SPEC 3. The grant is the very exchange of `/auth/reissue`
+//! ([`crate::sessions::Exchange`]), and revocation ends sessions as logout
+//! does, through [`crate::sessions::Revocations`].
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::db::run_blocking;
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::oauth::{no_store, Candidate, ClientCredentials, Form, Introspection, OAuthError};
+use crate::sessions::RevokeReason;
+use crate::state::AppState;
+use crate::tokens::TokenKind;
+
+/// The metadata changes only with the configuration: clients may cache it
+/// for a few minutes, as they do the JWKS.
+const METADATA_CACHE_CONTROL: &str = "public, max-age=300";
+
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, METADATA_CACHE_CONTROL))
+        .json(&state.oauth_metadata)
+}
+
+/// The body as a form. A body over 64 KiB is 413 in the RFC's format too,
+/// hence the extractor's error taken as a value.
+fn form(req: &HttpRequest, body: Result<Body, ApiError>) -> Result<Form, OAuthError> {
+    Form::parse(req, &body?.0)
+}
+
+/// `grant_type=refresh_token&refresh_token=…`: the rules of SPEC 4.3 for a
+/// refresh token sent alone. `client_id`, `scope` and any Authorization
+/// header are ignored: clients are public, and the refresh token is the
+/// credential.
+pub async fn token(
+    req: HttpRequest,
+    body: Result<Body, ApiError>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = form(&req, body)?;
+    if form.required("grant_type", "grant_type is missing")? != "refresh_token" {
+        return Err(OAuthError::UnsupportedGrantType);
+    }
+    let refresh = form.required("refresh_token", "refresh_token is missing")?;
+    let pair = state.exchange().refresh(refresh, None).await?;
+    Ok(no_store(HttpResponse::Ok()).json(pair))
+}
+
+/// `token=…` (and an optional `token_type_hint`, not needed: a token's
+/// `typ` claim tells its kind). A token that logout would take ends its
+/// session as logout does: an unexpired access token, or a refresh token
+/// of ours whose row is of its session (expired or spent included). The
+/// answer is 200 with an empty body whatever the token; only the database
+/// being down is an error (503), since the client must then try again.
+pub async fn revoke(
+    req: HttpRequest,
+    body: Result<Body, ApiError>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = form(&req, body)?;
+    let token = form.required("token", "token is missing")?;
+    let (keys, revocations) = (state.issuer.keys(), &state.revocations);
+    let ended = match keys.verify(token, TokenKind::Access) {
+        // Dead already; ending a live session from a stale access token
+        // (one seen in some log) is more than revoking that token.
+        Ok(access) if access.claims.is_expired_at(state.clock.unix()) => Ok(()),
+        Ok(access) => {
+            revocations
+                .end_session_of_access(&access.claims, RevokeReason::Logout)
+                .await
+        }
+        Err(_) => {
+            revocations
+                .end_session_of_refresh(keys, token, RevokeReason::Logout)
+                .await
+        }
+    };
+    match ended {
+        Err(err @ (ApiError::Unavailable | ApiError::Internal(_))) => Err(err.into()),
+        // Unknown, malformed, foreign or already revoked: RFC 7009 §2.2.
+        Ok(()) | Err(_) => Ok(no_store(HttpResponse::Ok()).finish()),
+    }
+}
+
+/// `token=…` from a registered client (HTTP Basic). The client is checked
+/// first, so a caller without credentials learns nothing of the request;
+/// then the token, whose session is asked of PostgreSQL in the same
+/// connection.
+pub async fn introspect(
+    req: HttpRequest,
+    body: Result<Body, ApiError>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let authorization = req.headers().get(header::AUTHORIZATION);
+    let credentials = ClientCredentials::from_header(authorization.map(|v| v.as_bytes()))?;
+    let now = state.clock.now();
+    let candidate = form(&req, body).and_then(|form| {
+        let token = form.required("token", "token is missing")?;
+        Ok(Candidate::of(state.issuer.keys(), token, now.timestamp()))
+    });
+    let answer = run_blocking(&state.db, move |conn| {
+        if !credentials.authenticate(conn)? {
+            return Err(OAuthError::InvalidClient(
+                "the client id or secret is wrong",
+            ));
+        }
+        match candidate? {
+            Some(candidate) => Ok(candidate.introspect(conn, now)?),
+            None => Ok(Introspection::INACTIVE),
+        }
+    })
+    .await?;
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}

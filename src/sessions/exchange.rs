@@ -1,0 +1,65 @@
+//! A presented refresh token exchanged for a new pair (SPEC 4.3): the one
+//! path behind both `POST /auth/reissue` and the refresh-token grant of
+//! `POST /oauth/token` (SPEC 7.2), so that the two apply the same rules.
+//! It verifies the token, weighs the access token sent beside it, tries the
+//! one-statement rotation, and falls back to the full transaction.
+
+use super::fast_rotation::rotate_in_one_statement;
+use super::issuer::{TokenIssuer, TokenPair};
+use super::revocation::Revocations;
+use super::rotation::{access_evidence, reissue, AccessEvidence, ReissueOutcome};
+use crate::clock::Clock;
+use crate::db::{run_blocking, Db};
+use crate::error::ApiError;
+use crate::tokens::{TokenHash, TokenKind};
+
+/// What an exchange needs of the application state.
+#[derive(Clone, Copy)]
+pub struct Exchange<'a> {
+    pub db: &'a Db,
+    pub issuer: &'a TokenIssuer,
+    pub revocations: &'a Revocations,
+    pub clock: &'a Clock,
+}
+
+impl Exchange<'_> {
+    /// Exchanges `refresh` for a new pair. `beside` is the `Authorization`
+    /// header sent beside a refresh token given in a body (the access token
+    /// of 4.3, whose evidence may renew or revoke the session); `None` when
+    /// the refresh token came alone (as the bearer itself, or to the OAuth
+    /// token endpoint). A refusal may have ended the session (reuse, a mixed
+    /// pair); it is committed all the same.
+    pub async fn refresh(
+        self,
+        refresh: &str,
+        beside: Option<&[u8]>,
+    ) -> Result<TokenPair, ApiError> {
+        let keys = self.issuer.keys();
+        let claims = keys.verify(refresh, TokenKind::Refresh)?.claims;
+        let evidence = access_evidence(beside, refresh, &claims.sid, keys, self.clock.unix());
+        let hash = TokenHash::of(refresh);
+        let now = self.clock.now();
+        if evidence != AccessEvidence::Mismatch && !claims.is_expired_at(now.timestamp()) {
+            // The common case in one round trip; None sends it down the full path.
+            let (issuer, claims, hash) = (self.issuer.clone(), claims.clone(), hash.clone());
+            let rotated = run_blocking(self.db, move |conn| {
+                Ok::<_, ApiError>(rotate_in_one_statement(conn, &issuer, &claims, &hash, now)?)
+            })
+            .await?;
+            if let Some(pair) = rotated {
+                return Ok(pair);
+            }
+        }
+        let (issuer, clock) = (self.issuer.clone(), self.clock.clone());
+        let outcome = self
+            .revocations
+            .transaction(move |conn, revoker| {
+                reissue(conn, revoker, &issuer, &claims, &hash, evidence, &clock)
+            })
+            .await?;
+        match outcome {
+            ReissueOutcome::Issued(pair) => Ok(pair),
+            ReissueOutcome::Refused(error) => Err(error),
+        }
+    }
+}
