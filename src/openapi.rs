@@ -8,6 +8,7 @@
 //! `tests/api/openapi.rs` fails while a route of `src/routes/mod.rs` is
 //! missing here.
 
+pub mod oauth;
 pub mod responses;
 
 use std::sync::LazyLock;
@@ -17,8 +18,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode};
-use crate::routes::{admin, auth, docs, health, metrics, sessions};
+use crate::oauth::{ActiveToken, Introspection};
+use crate::routes::{admin, auth, docs, health, metrics, oauth as oauth_routes, sessions};
 use crate::sessions::TokenPair;
+use oauth::{
+    Introspected, OAuthBadRequest, OAuthErrorBody, OAuthErrorCode, OAuthInvalidClient,
+    OAuthPayloadTooLarge, OAuthTokens, OAuthUnavailable, Revoked,
+};
 use responses::{
     BadRequest, EmailTaken, Forbidden, InvalidCredentials, NotFound, PayloadTooLarge, Tokens,
     TooManyRequests, Unauthorized, Unavailable,
@@ -27,6 +33,8 @@ use responses::{
 /// The name of the bearer security scheme; operations name it as
 /// `security(("bearer" = []))` (the macro takes only a literal).
 pub const BEARER: &str = "bearer";
+/// The name of the HTTP Basic scheme of registered clients.
+pub const CLIENT_BASIC: &str = "client_basic";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,10 +57,22 @@ pub const BEARER: &str = "bearer";
         health::healthz,
         health::readyz,
         metrics::metrics,
+        oauth_routes::metadata,
+        oauth_routes::token,
+        oauth_routes::revoke,
+        oauth_routes::introspect,
         docs::openapi_json,
     ),
     components(
-        schemas(ErrorBody, ErrorCode, TokenPair),
+        schemas(
+            ErrorBody,
+            ErrorCode,
+            TokenPair,
+            OAuthErrorBody,
+            OAuthErrorCode,
+            Introspection,
+            ActiveToken
+        ),
         responses(
             Tokens,
             BadRequest,
@@ -64,23 +84,33 @@ pub const BEARER: &str = "bearer";
             PayloadTooLarge,
             TooManyRequests,
             Unavailable,
+            OAuthTokens,
+            OAuthBadRequest,
+            OAuthInvalidClient,
+            OAuthPayloadTooLarge,
+            OAuthUnavailable,
+            Revoked,
+            Introspected,
         )
     ),
-    modifiers(&BearerScheme),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Credentials, tokens and logout"),
         (name = "sessions", description = "The caller's sessions (devices)"),
         (name = "admin", description = "Operations on other users, for the `admin` role"),
+        (name = "oauth", description = "OAuth 2.0 (RFC 6749, 7009, 7662, 8414): form in, \
+            JSON out, RFC 6749 errors"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
 
-/// `Authorization: Bearer <JWT>`: the access token, or for reissue the
-/// refresh token.
-struct BearerScheme;
+/// `bearer`: `Authorization: Bearer <JWT>`, the access token (or for
+/// reissue the refresh token). `client_basic`: HTTP Basic with a client of
+/// `authgate clients add` (introspection).
+struct SecuritySchemes;
 
-impl Modify for BearerScheme {
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -92,6 +122,17 @@ impl Modify for BearerScheme {
                     .description(Some(
                         "An access token from login or reissue (POST /auth/reissue also \
                          takes a refresh token here)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            CLIENT_BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "client_id and client_secret of `authgate clients add` (RFC 6749 2.3.1)",
                     ))
                     .build(),
             ),

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::schema::{refresh_tokens, sessions, users};
@@ -22,6 +23,38 @@ pub struct Introspection {
     pub token: Option<ActiveToken>,
 }
 
+/// Written by hand: derived, the flattened `Option` would make every answer
+/// an `ActiveToken` or `null`, and `{"active": false}` neither.
+impl utoipa::PartialSchema for Introspection {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "Exactly `{\"active\": false}`, or `active: true` with the \
+                            token's members (RFC 7662 2.2)",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "properties": { "active": { "type": "boolean", "enum": [false] } },
+                    "required": ["active"],
+                    "additionalProperties": false
+                },
+                {
+                    "allOf": [
+                        { "$ref": "#/components/schemas/ActiveToken" },
+                        {
+                            "type": "object",
+                            "properties": { "active": { "type": "boolean", "enum": [true] } },
+                            "required": ["active"]
+                        }
+                    ]
+                }
+            ]
+        });
+        serde_json::from_value(schema).expect("a valid schema")
+    }
+}
+
+impl ToSchema for Introspection {}
+
 impl Introspection {
     pub const INACTIVE: Introspection = Introspection {
         active: false,
@@ -30,9 +63,10 @@ impl Introspection {
 }
 
 /// The members of an active token (RFC 7662 §2.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ActiveToken {
     /// `access_token` or `refresh_token`.
+    #[schema(value_type = String, pattern = "^(access_token|refresh_token)$")]
     pub token_type: &'static str,
     pub sub: String,
     pub sid: String,

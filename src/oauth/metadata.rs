@@ -3,10 +3,11 @@
 //! absolute URLs under `server.public_url`. Built once at start-up.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The document. Members RFC 8414 §2 requires are all here; optional ones
 /// are here when they describe something we offer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Metadata {
     /// `jwt.issuer`, the `iss` of our tokens.
     pub issuer: String,
@@ -16,13 +17,18 @@ pub struct Metadata {
     pub jwks_uri: String,
     /// Only the refresh-token grant: tokens are first obtained at
     /// `/auth/login` (no password grant: RFC 9700 forbids it).
+    #[schema(value_type = Vec<String>)]
     pub grant_types_supported: [&'static str; 1],
     /// Required by RFC 8414 even without an authorization endpoint; we
     /// have none, so no response type is supported: empty.
+    #[schema(value_type = Vec<String>)]
     pub response_types_supported: [&'static str; 0],
     /// Public clients: the refresh token is the credential.
+    #[schema(value_type = Vec<String>)]
     pub token_endpoint_auth_methods_supported: [&'static str; 1],
+    #[schema(value_type = Vec<String>)]
     pub revocation_endpoint_auth_methods_supported: [&'static str; 1],
+    #[schema(value_type = Vec<String>)]
     pub introspection_endpoint_auth_methods_supported: [&'static str; 1],
 }
 

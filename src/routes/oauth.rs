@@ -7,11 +7,18 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::ToSchema;
 
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::extract::Body;
-use crate::oauth::{no_store, Candidate, ClientCredentials, Form, Introspection, OAuthError};
+use crate::oauth::{
+    no_store, Candidate, ClientCredentials, Form, Introspection, Metadata, OAuthError,
+};
+use crate::openapi::oauth::{
+    Introspected, OAuthBadRequest, OAuthInvalidClient, OAuthPayloadTooLarge, OAuthTokens,
+    OAuthUnavailable, Revoked,
+};
 use crate::sessions::RevokeReason;
 use crate::state::AppState;
 use crate::tokens::TokenKind;
@@ -20,6 +27,58 @@ use crate::tokens::TokenKind;
 /// for a few minutes, as they do the JWKS.
 const METADATA_CACHE_CONTROL: &str = "public, max-age=300";
 
+// The forms, for the OpenAPI document only: `Form` reads parameters by name.
+// A parameter sent empty is as if omitted, and one sent twice is 400.
+
+/// The one grant type offered.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum GrantType {
+    RefreshToken,
+}
+
+/// The form of `POST /oauth/token` (RFC 6749 6).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct RefreshGrant {
+    /// Another grant type is 400 `unsupported_grant_type`.
+    #[schema(inline)]
+    grant_type: GrantType,
+    #[schema(min_length = 1)]
+    refresh_token: String,
+    /// Accepted and ignored: clients are public.
+    #[schema(required = false)]
+    client_id: String,
+    /// Accepted and ignored.
+    #[schema(required = false)]
+    scope: String,
+}
+
+/// The form of `POST /oauth/revoke` (RFC 7009 2.1) and of
+/// `POST /oauth/introspect` (RFC 7662 2.1).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct PresentedToken {
+    /// An access or refresh token.
+    #[schema(min_length = 1)]
+    token: String,
+    /// Accepted and not needed: a token's `typ` claim tells its kind.
+    #[schema(required = false, example = "refresh_token")]
+    token_type_hint: String,
+}
+
+/// The authorization server's metadata (RFC 8414).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "What this server offers, with absolute URLs under \
+            `server.public_url`", body = Metadata,
+            headers(("Cache-Control" = String, description = "public, max-age=300"))),
+    )
+)]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, METADATA_CACHE_CONTROL))
@@ -32,10 +91,24 @@ fn form(req: &HttpRequest, body: Result<Body, ApiError>) -> Result<Form, OAuthEr
     Form::parse(req, &body?.0)
 }
 
+/// The refresh-token grant (RFC 6749 6).
+///
 /// `grant_type=refresh_token&refresh_token=…`: the rules of SPEC 4.3 for a
 /// refresh token sent alone. `client_id`, `scope` and any Authorization
 /// header are ignored: clients are public, and the refresh token is the
 /// credential.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    request_body(content = RefreshGrant, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, response = OAuthTokens),
+        (status = 400, response = OAuthBadRequest),
+        (status = 413, response = OAuthPayloadTooLarge),
+        (status = 503, response = OAuthUnavailable),
+    )
+)]
 pub async fn token(
     req: HttpRequest,
     body: Result<Body, ApiError>,
@@ -50,12 +123,26 @@ pub async fn token(
     Ok(no_store(HttpResponse::Ok()).json(pair))
 }
 
+/// Revocation (RFC 7009).
+///
 /// `token=…` (and an optional `token_type_hint`, not needed: a token's
 /// `typ` claim tells its kind). A token that logout would take ends its
 /// session as logout does: an unexpired access token, or a refresh token
 /// of ours whose row is of its session (expired or spent included). The
 /// answer is 200 with an empty body whatever the token; only the database
 /// being down is an error (503), since the client must then try again.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    request_body(content = PresentedToken, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, response = Revoked),
+        (status = 400, response = OAuthBadRequest),
+        (status = 413, response = OAuthPayloadTooLarge),
+        (status = 503, response = OAuthUnavailable),
+    )
+)]
 pub async fn revoke(
     req: HttpRequest,
     body: Result<Body, ApiError>,
@@ -86,10 +173,26 @@ pub async fn revoke(
     }
 }
 
+/// Introspection (RFC 7662).
+///
 /// `token=…` from a registered client (HTTP Basic). The client is checked
 /// first, so a caller without credentials learns nothing of the request;
 /// then the token, whose session is asked of PostgreSQL in the same
 /// connection.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    request_body(content = PresentedToken, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, response = Introspected),
+        (status = 400, response = OAuthBadRequest),
+        (status = 401, response = OAuthInvalidClient),
+        (status = 413, response = OAuthPayloadTooLarge),
+        (status = 503, response = OAuthUnavailable),
+    )
+)]
 pub async fn introspect(
     req: HttpRequest,
     body: Result<Body, ApiError>,
