@@ -60,13 +60,16 @@ pub struct VerifiedToken {
     pub claims: Claims,
 }
 
+/// The HS256 keys, derived from `jwt.secret` once.
+struct SecretKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    header: Header,
+}
+
 #[derive(Clone)]
 enum Signer {
-    Secret {
-        encoding: EncodingKey,
-        decoding: DecodingKey,
-        header: Header,
-    },
+    Secret(Arc<SecretKeys>),
     Ring(Arc<KeyRing>),
 }
 
@@ -92,11 +95,11 @@ impl TokenKeys {
     /// HS256 keys: `secret` signs and verifies.
     pub fn new(secret: &SecretKey, issuer: &str, audience: &str) -> TokenKeys {
         TokenKeys {
-            signer: Signer::Secret {
+            signer: Signer::Secret(Arc::new(SecretKeys {
                 encoding: EncodingKey::from_secret(secret.expose()),
                 decoding: DecodingKey::from_secret(secret.expose()),
                 header: Header::new(Algorithm::HS256),
-            },
+            })),
             algorithm: Algorithm::HS256,
             validation: validation(Algorithm::HS256, issuer, audience),
         }
@@ -117,7 +120,7 @@ impl TokenKeys {
 
     pub fn algorithm(&self) -> SigningAlgorithm {
         match &self.signer {
-            Signer::Secret { .. } => SigningAlgorithm::Hs256,
+            Signer::Secret(_) => SigningAlgorithm::Hs256,
             Signer::Ring(ring) => ring.algorithm(),
         }
     }
@@ -125,7 +128,7 @@ impl TokenKeys {
     /// The key ring of the asymmetric modes.
     pub fn ring(&self) -> Option<&Arc<KeyRing>> {
         match &self.signer {
-            Signer::Secret { .. } => None,
+            Signer::Secret(_) => None,
             Signer::Ring(ring) => Some(ring),
         }
     }
@@ -136,9 +139,7 @@ impl TokenKeys {
     /// handed out again from its stored row ([`TokenKeys::resign`]).
     pub fn sign(&self, claims: &Claims) -> String {
         match &self.signer {
-            Signer::Secret {
-                encoding, header, ..
-            } => jsonwebtoken::encode(header, claims, encoding),
+            Signer::Secret(keys) => jsonwebtoken::encode(&keys.header, claims, &keys.encoding),
             Signer::Ring(ring) => {
                 let key = ring.signing_key();
                 jsonwebtoken::encode(&key.header, claims, &key.encoding)
@@ -180,8 +181,8 @@ impl TokenKeys {
             return Err(TokenError::Invalid);
         }
         let data = match &self.signer {
-            Signer::Secret { decoding, .. } => {
-                jsonwebtoken::decode::<Claims>(token, decoding, &self.validation)
+            Signer::Secret(keys) => {
+                jsonwebtoken::decode::<Claims>(token, &keys.decoding, &self.validation)
             }
             Signer::Ring(ring) => {
                 let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
@@ -209,7 +210,7 @@ impl TokenKeys {
     /// mode, whose key is secret.
     pub fn jwks(&self) -> Value {
         match &self.signer {
-            Signer::Secret { .. } => json!({ "keys": [] }),
+            Signer::Secret(_) => json!({ "keys": [] }),
             Signer::Ring(ring) => ring.jwks(),
         }
     }
