@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod health;
+mod jwks;
 mod metrics;
 mod oauth;
 mod sessions;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/admin/users/{user_id}/revoke-sessions", "POST")
                 .route(web::post().to(admin::revoke_sessions)),
         )
+        .service(resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks::jwks)))
         .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)))
