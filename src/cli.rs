@@ -1,14 +1,16 @@
 //! The subcommands: `serve` (default), `migrate`, `sweep`, `admin grant EMAIL`,
-//! `clients add NAME | list | remove CLIENT_ID`.
+//! `clients add NAME | list | remove CLIENT_ID`, `keys rotate`, `keys list`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db;
 use crate::oauth::OAuthClient;
+use crate::signing_keys::{KeyMaker, KeySchedule, Sealer, StoredKey};
 use crate::startup::Application;
 use crate::sweeper::{self, PassOutcome};
 use crate::users::{canonical_email, normalize_email, User};
@@ -42,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientsAction,
     },
+    /// The signing keys of jwt.algorithm = EdDSA or RS256.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +60,15 @@ pub enum ClientsAction {
     List,
     /// Remove a client; it can no longer introspect.
     Remove { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a new signing key now: it is published at once and signs from
+    /// jwt.key_publish_ahead_secs on. Prints its kid.
+    Rotate,
+    /// Print every key: kid, alg, signs from, signs until ("-" for the newest).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +117,41 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             println!("granted admin to {} ({})", user.email, user.id);
         }
         Command::Clients { action } => clients(action, &settings)?,
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let alg = settings.jwt.algorithm();
+            anyhow::ensure!(
+                alg.is_asymmetric(),
+                "jwt.algorithm is HS256: jwt.secret signs and there is no signing key to rotate \
+                 (set jwt.algorithm to EdDSA or RS256)"
+            );
+            let sealer = Sealer::new(&settings.jwt.secret);
+            let schedule = KeySchedule::of(&settings);
+            let maker = KeyMaker {
+                alg,
+                sealer: &sealer,
+                schedule: &schedule,
+            };
+            let made = maker
+                .make_if_due(&mut db::connect(&settings.database)?, Utc::now, true)?
+                .context("no key was made")?;
+            log::info!(
+                "signing key {} is published now and signs from {}",
+                made.kid,
+                made.signs_from
+            );
+            println!("{}", made.kid);
+        }
+        Command::Keys {
+            action: KeysAction::List,
+        } => {
+            let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+            for key in StoredKey::all(&mut db::connect(&settings.database)?)? {
+                let until = key.signs_until.map_or_else(|| "-".to_owned(), time);
+                println!("{} {} {} {until}", key.kid, key.alg, time(key.signs_from));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -114,11 +114,81 @@ impl std::fmt::Debug for DatabaseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct JwtSettings {
+    /// The HS256 key; in the asymmetric modes, the key under which the
+    /// private signing keys are encrypted at rest.
     pub secret: SecretKey,
     pub issuer: String,
     pub audience: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// `HS256`, `EdDSA` or `RS256` (SPEC 7.1); checked by
+    /// [`Settings::validate`], read through [`JwtSettings::algorithm`].
+    pub algorithm: String,
+    /// Asymmetric modes: a new signing key every this many seconds; 0 = never
+    /// by itself (only `authgate keys rotate`).
+    pub key_rotation_secs: u64,
+    /// Asymmetric modes: how long a new key is in the JWKS before it signs.
+    pub key_publish_ahead_secs: u64,
+}
+
+impl JwtSettings {
+    /// The configured algorithm. Settings that passed [`Settings::validate`]
+    /// always name one; anything else reads as HS256.
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        SigningAlgorithm::parse(&self.algorithm).unwrap_or(SigningAlgorithm::Hs256)
+    }
+
+    /// How often a new signing key is made; `None` = never by itself.
+    pub fn key_rotation(&self) -> Option<Duration> {
+        (self.key_rotation_secs > 0).then(|| duration(self.key_rotation_secs))
+    }
+
+    pub fn key_publish_ahead(&self) -> Duration {
+        duration(self.key_publish_ahead_secs)
+    }
+}
+
+/// How tokens are signed (`jwt.algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// `jwt.secret` signs and verifies.
+    Hs256,
+    /// Ed25519 keys kept in the `signing_keys` table.
+    EdDsa,
+    /// RSA 2048 keys (RSASSA-PKCS1-v1_5 with SHA-256) in `signing_keys`.
+    Rs256,
+}
+
+impl SigningAlgorithm {
+    /// Reads a `jwt.algorithm` value: the JOSE name, in any case.
+    pub fn parse(value: &str) -> Option<SigningAlgorithm> {
+        [
+            SigningAlgorithm::Hs256,
+            SigningAlgorithm::EdDsa,
+            SigningAlgorithm::Rs256,
+        ]
+        .into_iter()
+        .find(|alg| alg.name().eq_ignore_ascii_case(value.trim()))
+    }
+
+    /// The JOSE name, as in a token's `alg` header and the JWKS.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Hs256 => "HS256",
+            SigningAlgorithm::EdDsa => "EdDSA",
+            SigningAlgorithm::Rs256 => "RS256",
+        }
+    }
+
+    pub fn is_asymmetric(self) -> bool {
+        self != SigningAlgorithm::Hs256
+    }
+}
+
+impl std::fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +266,8 @@ pub enum ConfigError {
     NotPositive(&'static str),
     #[error("password.bcrypt_cost is {0}; it must be between 4 and 31")]
     BcryptCost(u32),
+    #[error("jwt.algorithm is {0:?}; it must be HS256, EdDSA or RS256")]
+    UnknownAlgorithm(String),
 }
 
 impl Settings {
@@ -282,6 +354,9 @@ impl Settings {
         if !(4..=31).contains(&self.password.bcrypt_cost) {
             return Err(ConfigError::BcryptCost(self.password.bcrypt_cost));
         }
+        if SigningAlgorithm::parse(&self.jwt.algorithm).is_none() {
+            return Err(ConfigError::UnknownAlgorithm(self.jwt.algorithm.clone()));
+        }
         Ok(())
     }
 
@@ -317,6 +392,9 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("jwt", "audience"),
     ("jwt", "access_ttl_secs"),
     ("jwt", "refresh_ttl_secs"),
+    ("jwt", "algorithm"),
+    ("jwt", "key_rotation_secs"),
+    ("jwt", "key_publish_ahead_secs"),
     ("sessions", "reuse_grace_secs"),
     ("sessions", "max_lifetime_secs"),
     ("sessions", "max_per_user"),
@@ -357,6 +435,45 @@ mod tests {
         assert_eq!(s.ratelimit.login_failures_per_ip, 100);
         assert_eq!(s.ratelimit.window_secs, 900);
         assert_eq!(s.sessions.max_per_user, 0);
+        assert_eq!(s.jwt.algorithm(), SigningAlgorithm::Hs256);
+        assert_eq!(s.jwt.key_rotation_secs, 2_592_000);
+        assert_eq!(s.jwt.key_publish_ahead_secs, 3600);
+    }
+
+    #[test]
+    fn the_signing_algorithm_is_read_in_any_case_and_an_unknown_one_is_refused() {
+        for (value, expected) in [
+            ("EdDSA", SigningAlgorithm::EdDsa),
+            ("eddsa", SigningAlgorithm::EdDsa),
+            ("RS256", SigningAlgorithm::Rs256),
+            ("hs256", SigningAlgorithm::Hs256),
+        ] {
+            let s = load(&[
+                ("DATABASE_URL", "postgres://a/b"),
+                ("AUTHGATE__JWT__ALGORITHM", value),
+            ])
+            .unwrap();
+            assert_eq!(s.jwt.algorithm(), expected, "{value}");
+        }
+        let err = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__JWT__ALGORITHM", "ES256"),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownAlgorithm(_)));
+        assert!(err.to_string().contains("EdDSA"), "{err}");
+    }
+
+    #[test]
+    fn key_rotation_zero_means_never() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("AUTHGATE__JWT__KEY_ROTATION_SECS", "0"),
+            ("AUTHGATE__JWT__KEY_PUBLISH_AHEAD_SECS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.jwt.key_rotation(), None);
+        assert_eq!(s.jwt.key_publish_ahead(), Duration::zero());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod schema;
 pub mod sessions;
+pub mod signing_keys;
 pub mod startup;
 pub mod state;
 pub mod sweeper;

@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::oauth::{ActiveToken, Introspection};
-use crate::routes::{admin, auth, docs, health, metrics, oauth as oauth_routes, sessions};
+use crate::routes::{admin, auth, docs, health, jwks, metrics, oauth as oauth_routes, sessions};
 use crate::sessions::TokenPair;
 use oauth::{
     Introspected, OAuthBadRequest, OAuthErrorBody, OAuthErrorCode, OAuthInvalidClient,
@@ -54,6 +54,7 @@ pub const CLIENT_BASIC: &str = "client_basic";
         sessions::list,
         sessions::delete,
         admin::revoke_sessions,
+        jwks::jwks,
         health::healthz,
         health::readyz,
         metrics::metrics,
@@ -98,6 +99,7 @@ pub const CLIENT_BASIC: &str = "client_basic";
         (name = "auth", description = "Credentials, tokens and logout"),
         (name = "sessions", description = "The caller's sessions (devices)"),
         (name = "admin", description = "Operations on other users, for the `admin` role"),
+        (name = "keys", description = "The public keys that verify our tokens (RFC 7517)"),
         (name = "oauth", description = "OAuth 2.0 (RFC 6749, 7009, 7662, 8414): form in, \
             JSON out, RFC 6749 errors"),
         (name = "operations", description = "Health, readiness, metrics and this document"),

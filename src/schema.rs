@@ -36,6 +36,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        public_jwk -> Jsonb,
+        private_key -> Bytea,
+        nonce -> Bytea,
+        created_at -> Timestamptz,
+        signs_from -> Timestamptz,
+        signs_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
@@ -50,4 +63,10 @@ diesel::table! {
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(oauth_clients, refresh_tokens, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    oauth_clients,
+    refresh_tokens,
+    sessions,
+    signing_keys,
+    users,
+);

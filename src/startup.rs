@@ -19,8 +19,10 @@ use crate::oauth::Metadata;
 use crate::ratelimit::LoginLimits;
 use crate::routes;
 use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer};
+use crate::signing_keys::{self, KeySchedule};
 use crate::state::AppState;
 use crate::sweeper;
+use crate::tokens::TokenKeys;
 use crate::users::PasswordHasher;
 
 /// The log target of actix-web's request logger.
@@ -35,7 +37,8 @@ pub struct Application {
 
 impl Application {
     /// Connects to the database (refusing to start when it cannot), runs
-    /// pending migrations, loads the revoked-session set, and binds.
+    /// pending migrations, loads the revoked-session set and, in the
+    /// asymmetric modes, the signing keys (making the first), and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         Application::build_with_clock(settings, Clock::system()).await
     }
@@ -49,7 +52,9 @@ impl Application {
         let set_clock = clock.clone();
         let metrics = Arc::new(Metrics::new());
         let bcrypt_runs = metrics.bcrypt_runs.clone();
-        let (pool, revoked, hasher) = db::spawn_blocking(move || -> anyhow::Result<_> {
+        let jwt = settings.jwt.clone();
+        let key_schedule = KeySchedule::of(&settings);
+        let (pool, revoked, hasher, ring) = db::spawn_blocking(move || -> anyhow::Result<_> {
             let mut conn = db::connect(&database)?;
             let applied = db::run_migrations(&mut conn)?;
             let pool = db::build_pool(&database).context("cannot reach the database")?;
@@ -60,15 +65,29 @@ impl Application {
             revoked.load_since(&mut conn, revoked.horizon(set_clock.now()))?;
             revoked.mark_synced();
             let hasher = PasswordHasher::new(bcrypt_cost).counting(bcrypt_runs);
-            Ok((pool, revoked, hasher))
+            let ring = signing_keys::open_ring(&mut conn, &jwt, key_schedule, set_clock)?;
+            Ok((pool, revoked, hasher, ring))
         })
         .await?;
         spawn_listener(&settings.database.url, &revoked)?;
-        if settings.jwt.secret.expose() == DEVELOPMENT_SECRET.as_bytes() {
+        let jwt = &settings.jwt;
+        let keys = match ring {
+            Some(ring) => {
+                signing_keys::spawn_refresher(&settings.database.url, &ring)?;
+                TokenKeys::with_ring(ring, &jwt.issuer, &jwt.audience)
+            }
+            None => TokenKeys::new(&jwt.secret, &jwt.issuer, &jwt.audience),
+        };
+        if jwt.secret.expose() == DEVELOPMENT_SECRET.as_bytes() {
+            let consequence = if jwt.algorithm().is_asymmetric() {
+                "anyone with a copy of the database can decrypt the signing keys and mint tokens"
+            } else {
+                "anyone can mint tokens for this server"
+            };
             log::warn!(
-                "*** jwt.secret is the PUBLIC development default: anyone can mint tokens \
-                 for this server. Set AUTHGATE__JWT__SECRET (at least 32 random bytes) \
-                 before it serves anyone; AUTHGATE_ENV=production refuses to start with it. ***"
+                "*** jwt.secret is the PUBLIC development default: {consequence}. \
+                 Set AUTHGATE__JWT__SECRET (at least 32 random bytes) before it serves \
+                 anyone; AUTHGATE_ENV=production refuses to start with it. ***"
             );
         }
 
@@ -87,7 +106,7 @@ impl Application {
         let state = web::Data::new(AppState {
             revocations: Revocations::new(db.clone(), revoked, clock.clone()),
             db,
-            issuer: TokenIssuer::new(&settings.jwt, policy),
+            issuer: TokenIssuer::with_keys(keys, &settings.jwt, policy),
             hasher,
             limits: LoginLimits::new(&settings.ratelimit),
             proxies: TrustedProxies::parse(&settings.server.trusted_proxies),

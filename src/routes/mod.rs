@@ -8,6 +8,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod jwks;
 pub(crate) mod metrics;
 pub(crate) mod oauth;
 pub(crate) mod sessions;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/admin/users/{user_id}/revoke-sessions", "POST")
                 .route(web::post().to(admin::revoke_sessions)),
         )
+        .service(resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks::jwks)))
         .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)))

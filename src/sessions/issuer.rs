@@ -49,8 +49,6 @@ impl MintedRefresh {
     }
 }
 
-/// Mints pairs under the session policy; also the policy's holder for the
-/// rules of reissue.
 /// Whom a token is for, and in which session: the claims that stay the same
 /// from one token of a session to the next, and the session's absolute end,
 /// which no token outlives.
@@ -75,6 +73,8 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// Mints pairs under the session policy; also the policy's holder for the
+/// rules of reissue.
 #[derive(Clone)]
 pub struct TokenIssuer {
     keys: TokenKeys,
@@ -90,9 +90,21 @@ fn secs(t: i64) -> DateTime<Utc> {
 }
 
 impl TokenIssuer {
+    /// An issuer whose tokens `jwt.secret` signs (HS256).
     pub fn new(settings: &JwtSettings, policy: SessionPolicy) -> TokenIssuer {
+        let keys = TokenKeys::new(&settings.secret, &settings.issuer, &settings.audience);
+        TokenIssuer::with_keys(keys, settings, policy)
+    }
+
+    /// An issuer that signs with the given keys (the key ring of EdDSA or
+    /// RS256 mode; see `crate::startup`).
+    pub fn with_keys(
+        keys: TokenKeys,
+        settings: &JwtSettings,
+        policy: SessionPolicy,
+    ) -> TokenIssuer {
         TokenIssuer {
-            keys: TokenKeys::new(&settings.secret, &settings.issuer, &settings.audience),
+            keys,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             policy,
@@ -149,17 +161,20 @@ impl TokenIssuer {
         }
     }
 
-    /// The token a stored row stands for, signed again. HS256 is
-    /// deterministic, so this is the very string first handed out as long as
-    /// the user's roles have not changed since; the caller checks the hash.
+    /// The token a stored row stands for, signed again with the key that
+    /// first signed it (the same `kid`, even if another key signs now).
+    /// Signing is deterministic in every mode, so this is the very string
+    /// first handed out as long as the user's roles have not changed since;
+    /// the caller checks the hash.
     pub fn resign_refresh(&self, subject: &Subject<'_>, row: &RefreshToken) -> String {
-        self.keys.sign(&self.claims(
+        let claims = self.claims(
             subject,
             TokenKind::Refresh,
             row.id,
             row.issued_at.timestamp(),
             row.expires_at.timestamp(),
-        ))
+        );
+        self.keys.resign(&claims, row.issued_at, &row.token_hash)
     }
 
     /// A new pair around an already minted (or re-signed) refresh token.

@@ -1,15 +1,28 @@
-//! Signing and verification. HS256 only: a token whose header names any
-//! other algorithm (`none` included) is refused before its claims are read.
+//! Signing and verification with a pinned algorithm (SPEC 4.1, 7.1).
+//!
+//! HS256 (the default): `jwt.secret` signs and verifies. EdDSA and RS256:
+//! the key ring's active key signs, and names itself in the header's `kid`;
+//! a token verifies only with the published key its `kid` names. In every
+//! mode a token whose header names another algorithm than the configured
+//! one (`none` included) is refused before its claims are read, so
+//! switching `jwt.algorithm` ends the validity of tokens signed the old way.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
+use serde_json::{json, Value};
 
-use super::{Claims, TokenKind};
+use super::{Claims, TokenHash, TokenKind};
+use crate::config::SigningAlgorithm;
+use crate::signing_keys::KeyRing;
 
 /// Longest token we try to verify; anything longer is refused unread.
 const MAX_TOKEN_LEN: usize = 4096;
 
-/// The HS256 key. `Debug` never prints it.
+/// The HS256 key (and in the asymmetric modes, the key from which the key
+/// that encrypts the signing keys at rest is derived). `Debug` never prints it.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
 pub struct SecretKey(String);
@@ -33,8 +46,8 @@ impl std::fmt::Debug for SecretKey {
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// Not a JWT of ours: bad shape, signature, algorithm, issuer, audience,
-    /// missing claims, or the other kind of token.
+    /// Not a JWT of ours: bad shape, signature, algorithm, key id, issuer,
+    /// audience, missing claims, or the other kind of token.
     #[error("the token is malformed, not ours, or of the wrong kind")]
     Invalid,
 }
@@ -47,36 +60,119 @@ pub struct VerifiedToken {
     pub claims: Claims,
 }
 
-#[derive(Clone)]
-pub struct TokenKeys {
+/// The HS256 keys, derived from `jwt.secret` once.
+struct SecretKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
-    validation: Validation,
     header: Header,
 }
 
+#[derive(Clone)]
+enum Signer {
+    Secret(Arc<SecretKeys>),
+    Ring(Arc<KeyRing>),
+}
+
+#[derive(Clone)]
+pub struct TokenKeys {
+    signer: Signer,
+    algorithm: Algorithm,
+    validation: Validation,
+}
+
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // Expiry is judged by Claims::is_expired_at, with no leeway.
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    validation
+}
+
 impl TokenKeys {
+    /// HS256 keys: `secret` signs and verifies.
     pub fn new(secret: &SecretKey, issuer: &str, audience: &str) -> TokenKeys {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Expiry is judged by Claims::is_expired_at, with no leeway.
-        validation.validate_exp = false;
-        validation.leeway = 0;
         TokenKeys {
-            encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: DecodingKey::from_secret(secret.expose()),
-            validation,
-            header: Header::new(Algorithm::HS256),
+            signer: Signer::Secret(Arc::new(SecretKeys {
+                encoding: EncodingKey::from_secret(secret.expose()),
+                decoding: DecodingKey::from_secret(secret.expose()),
+                header: Header::new(Algorithm::HS256),
+            })),
+            algorithm: Algorithm::HS256,
+            validation: validation(Algorithm::HS256, issuer, audience),
         }
     }
 
-    /// Signs claims. HS256 over the same claims yields the same string, which
-    /// lets a token be handed out again from its stored row.
+    /// EdDSA or RS256 keys: the ring's keys sign and verify.
+    pub fn with_ring(ring: Arc<KeyRing>, issuer: &str, audience: &str) -> TokenKeys {
+        let algorithm = match ring.algorithm() {
+            SigningAlgorithm::Rs256 => Algorithm::RS256,
+            _ => Algorithm::EdDSA,
+        };
+        TokenKeys {
+            signer: Signer::Ring(ring),
+            algorithm,
+            validation: validation(algorithm, issuer, audience),
+        }
+    }
+
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        match &self.signer {
+            Signer::Secret(_) => SigningAlgorithm::Hs256,
+            Signer::Ring(ring) => ring.algorithm(),
+        }
+    }
+
+    /// The key ring of the asymmetric modes.
+    pub fn ring(&self) -> Option<&Arc<KeyRing>> {
+        match &self.signer {
+            Signer::Secret(_) => None,
+            Signer::Ring(ring) => Some(ring),
+        }
+    }
+
+    /// Signs claims with the key that signs now. All three algorithms are
+    /// deterministic (HMAC, Ed25519 by RFC 8032, RSASSA-PKCS1-v1_5): the
+    /// same claims and key yield the same string, which lets a token be
+    /// handed out again from its stored row ([`TokenKeys::resign`]).
     pub fn sign(&self, claims: &Claims) -> String {
-        jsonwebtoken::encode(&self.header, claims, &self.encoding)
-            .expect("HS256 signing of serialisable claims cannot fail")
+        match &self.signer {
+            Signer::Secret(keys) => jsonwebtoken::encode(&keys.header, claims, &keys.encoding),
+            Signer::Ring(ring) => {
+                let key = ring.signing_key();
+                jsonwebtoken::encode(&key.header, claims, &key.encoding)
+            }
+        }
+        .expect("signing serialisable claims with a checked key cannot fail")
+    }
+
+    /// The token first signed at `signed_at` for these claims, signed again:
+    /// with the key that signed at that time (or, failing that, another key
+    /// of the ring) such that its hash is `expected`. If no key yields it,
+    /// the string from the key of that time, which the caller's hash check
+    /// then refuses.
+    pub fn resign(
+        &self,
+        claims: &Claims,
+        signed_at: DateTime<Utc>,
+        expected: &TokenHash,
+    ) -> String {
+        let Signer::Ring(ring) = &self.signer else {
+            return self.sign(claims);
+        };
+        let mut first = None;
+        for key in ring.keys_for(signed_at) {
+            let Ok(token) = jsonwebtoken::encode(&key.header, claims, &key.encoding) else {
+                continue;
+            };
+            if TokenHash::of(&token) == *expected {
+                return token;
+            }
+            first.get_or_insert(token);
+        }
+        first.unwrap_or_else(|| self.sign(claims))
     }
 
     /// Verifies a token of the given kind, expired or not.
@@ -84,8 +180,21 @@ impl TokenKeys {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
+        let data = match &self.signer {
+            Signer::Secret(keys) => {
+                jsonwebtoken::decode::<Claims>(token, &keys.decoding, &self.validation)
+            }
+            Signer::Ring(ring) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+                if header.alg != self.algorithm {
+                    return Err(TokenError::Invalid);
+                }
+                let kid = header.kid.ok_or(TokenError::Invalid)?;
+                let key = ring.published(&kid).ok_or(TokenError::Invalid)?;
+                jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
+            }
+        }
+        .map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
         if claims.typ != kind
             || claims.user_id().is_none()
@@ -96,124 +205,16 @@ impl TokenKeys {
         }
         Ok(VerifiedToken { claims })
     }
+
+    /// The JWK Set of the published public keys (RFC 7517); empty in HS256
+    /// mode, whose key is secret.
+    pub fn jwks(&self) -> Value {
+        match &self.signer {
+            Signer::Secret(_) => json!({ "keys": [] }),
+            Signer::Ring(ring) => ring.jwks(),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use uuid::Uuid;
-
-    fn keys() -> TokenKeys {
-        TokenKeys::new(
-            &SecretKey::new("0123456789abcdef0123456789abcdef"),
-            "authgate",
-            "clients",
-        )
-    }
-
-    fn claims(typ: TokenKind) -> Claims {
-        Claims {
-            iss: "authgate".into(),
-            aud: "clients".into(),
-            sub: Uuid::new_v4().to_string(),
-            sid: Uuid::new_v4().to_string(),
-            jti: Uuid::new_v4().to_string(),
-            typ,
-            iat: 1_000,
-            exp: 2_000,
-            roles: vec!["admin".into()],
-            email: None,
-        }
-    }
-
-    fn b64(s: &str) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-    }
-
-    #[test]
-    fn a_signed_token_verifies_with_its_claims_even_when_expired() {
-        let c = claims(TokenKind::Refresh);
-        let token = keys().sign(&c);
-        let verified = keys().verify(&token, TokenKind::Refresh).unwrap();
-        assert_eq!(verified.claims, c);
-        assert!(verified.claims.is_expired_at(2_000));
-    }
-
-    #[test]
-    fn signing_is_deterministic() {
-        let c = claims(TokenKind::Refresh);
-        assert_eq!(keys().sign(&c), keys().sign(&c));
-    }
-
-    #[test]
-    fn one_kind_is_refused_where_the_other_is_expected() {
-        let access = keys().sign(&claims(TokenKind::Access));
-        let refresh = keys().sign(&claims(TokenKind::Refresh));
-        assert_eq!(
-            keys().verify(&access, TokenKind::Refresh).unwrap_err(),
-            TokenError::Invalid
-        );
-        assert_eq!(
-            keys().verify(&refresh, TokenKind::Access).unwrap_err(),
-            TokenError::Invalid
-        );
-    }
-
-    #[test]
-    fn another_key_issuer_or_audience_is_refused() {
-        let token = keys().sign(&claims(TokenKind::Access));
-        for other in [
-            TokenKeys::new(
-                &SecretKey::new("another-key-another-key-another-key"),
-                "authgate",
-                "clients",
-            ),
-            TokenKeys::new(
-                &SecretKey::new("0123456789abcdef0123456789abcdef"),
-                "someone-else",
-                "clients",
-            ),
-            TokenKeys::new(
-                &SecretKey::new("0123456789abcdef0123456789abcdef"),
-                "authgate",
-                "others",
-            ),
-        ] {
-            assert!(other.verify(&token, TokenKind::Access).is_err());
-        }
-    }
-
-    #[test]
-    fn the_none_algorithm_and_other_algorithms_are_refused() {
-        let payload = serde_json::to_string(&claims(TokenKind::Access)).unwrap();
-        let unsigned = format!(
-            "{}.{}.",
-            b64(r#"{"alg":"none","typ":"JWT"}"#),
-            b64(&payload)
-        );
-        assert!(keys().verify(&unsigned, TokenKind::Access).is_err());
-        let signed = keys().sign(&claims(TokenKind::Access));
-        let sig = signed.rsplit('.').next().unwrap();
-        let hs512 = format!(
-            "{}.{}.{}",
-            b64(r#"{"alg":"HS512","typ":"JWT"}"#),
-            b64(&payload),
-            sig
-        );
-        assert!(keys().verify(&hs512, TokenKind::Access).is_err());
-    }
-
-    #[test]
-    fn garbage_and_oversized_tokens_are_refused() {
-        for t in ["", "abc", "a.b.c", "..", &"x".repeat(5000)] {
-            assert!(keys().verify(t, TokenKind::Access).is_err(), "{t:.20}");
-        }
-    }
-
-    #[test]
-    fn the_key_is_not_printed() {
-        let k = SecretKey::new("0123456789abcdef0123456789abcdef");
-        assert_eq!(format!("{k:?}"), "SecretKey(<redacted>)");
-    }
-}
+mod tests;

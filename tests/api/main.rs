@@ -9,6 +9,8 @@ mod crash;
 mod deadlocks;
 mod fast_rotation;
 mod health;
+mod keys;
+mod keys_rotation;
 mod login;
 mod logout;
 mod me;
