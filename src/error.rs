@@ -67,6 +67,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code of the closed set.
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::EmailTaken,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenReused,
+        ErrorCode::SessionRevoked,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
@@ -277,20 +292,7 @@ mod tests {
 
     #[test]
     fn every_code_serialises_as_its_name() {
-        use ErrorCode::*;
-        for code in [
-            InvalidRequest,
-            InvalidCredentials,
-            EmailTaken,
-            InvalidToken,
-            TokenExpired,
-            TokenReused,
-            SessionRevoked,
-            Forbidden,
-            NotFound,
-            RateLimited,
-            Unavailable,
-        ] {
+        for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }
