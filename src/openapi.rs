@@ -8,6 +8,7 @@
 //! `tests/api/openapi.rs` fails while a route of `src/routes/mod.rs` is
 //! missing here.
 
+pub mod account;
 pub mod oauth;
 pub mod responses;
 
@@ -19,8 +20,12 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::oauth::{ActiveToken, Introspection};
-use crate::routes::{admin, auth, docs, health, jwks, metrics, oauth as oauth_routes, sessions};
+use crate::routes::{
+    account as account_routes, admin, auth, docs, health, jwks, metrics, oauth as oauth_routes,
+    sessions,
+};
 use crate::sessions::TokenPair;
+use account::{AccountIcon, AccountPage, AccountScript, AccountStyle, NotModified};
 use oauth::{
     Introspected, OAuthBadRequest, OAuthErrorBody, OAuthErrorCode, OAuthInvalidClient,
     OAuthPayloadTooLarge, OAuthTokens, OAuthUnavailable, Revoked,
@@ -63,6 +68,10 @@ pub const CLIENT_BASIC: &str = "client_basic";
         oauth_routes::revoke,
         oauth_routes::introspect,
         docs::openapi_json,
+        account_routes::page,
+        account_routes::style,
+        account_routes::script,
+        account_routes::icon,
     ),
     components(
         schemas(
@@ -92,6 +101,11 @@ pub const CLIENT_BASIC: &str = "client_basic";
             OAuthUnavailable,
             Revoked,
             Introspected,
+            AccountPage,
+            AccountStyle,
+            AccountScript,
+            AccountIcon,
+            NotModified,
         )
     ),
     modifiers(&SecuritySchemes),
@@ -103,6 +117,7 @@ pub const CLIENT_BASIC: &str = "client_basic";
         (name = "oauth", description = "OAuth 2.0 (RFC 6749, 7009, 7662, 8414): form in, \
             JSON out, RFC 6749 errors"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "account", description = "The account page for people, and its files (SPEC 8)"),
     )
 )]
 pub struct ApiDoc;

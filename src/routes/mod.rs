@@ -1,9 +1,10 @@
-//! The HTTP API (SPEC 3, and OAuth 2.0 of SPEC 7.2): one file per resource,
-//! and the routing table.
+//! The HTTP API (SPEC 3, and OAuth 2.0 of SPEC 7.2) and the account page
+//! (SPEC 8): one file per resource, and the routing table.
 //! Route modules depend on the domain modules and `crate::extract`, never on
 //! one another nor on `crate::startup`.
 
 // pub(crate): crate::openapi lists their handlers.
+pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod docs;
@@ -66,7 +67,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             oauth_resource("/oauth/introspect", "POST").route(web::post().to(oauth::introspect)),
         )
-        .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)));
+        .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi_json)))
+        .service(resource("/account", "GET").route(web::get().to(account::page)))
+        .service(resource("/account/account.css", "GET").route(web::get().to(account::style)))
+        .service(resource("/account/account.js", "GET").route(web::get().to(account::script)))
+        .service(resource("/account/icon.svg", "GET").route(web::get().to(account::icon)));
 }
 
 /// Unknown paths: 404 `not_found`.

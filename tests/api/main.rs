@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod account_page;
 mod admin;
 mod bad_input;
 mod crash;
