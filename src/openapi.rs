@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::browser::{CookieTokens, TokenTransport};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::oauth::{ActiveToken, Introspection};
 use crate::routes::{admin, auth, docs, health, jwks, metrics, oauth as oauth_routes, sessions};
@@ -26,8 +27,8 @@ use oauth::{
     OAuthPayloadTooLarge, OAuthTokens, OAuthUnavailable, Revoked,
 };
 use responses::{
-    BadRequest, EmailTaken, Forbidden, InvalidCredentials, NotFound, PayloadTooLarge, Tokens,
-    TooManyRequests, Unauthorized, Unavailable,
+    BadRequest, EmailTaken, Forbidden, ForeignOrigin, InvalidCredentials, NotFound,
+    PayloadTooLarge, Tokens, TooManyRequests, Unauthorized, Unavailable,
 };
 
 /// The name of the bearer security scheme; operations name it as
@@ -69,6 +70,8 @@ pub const CLIENT_BASIC: &str = "client_basic";
             ErrorBody,
             ErrorCode,
             TokenPair,
+            CookieTokens,
+            TokenTransport,
             OAuthErrorBody,
             OAuthErrorCode,
             Introspection,
@@ -80,6 +83,7 @@ pub const CLIENT_BASIC: &str = "client_basic";
             Unauthorized,
             InvalidCredentials,
             Forbidden,
+            ForeignOrigin,
             NotFound,
             EmailTaken,
             PayloadTooLarge,
@@ -144,9 +148,10 @@ impl Modify for SecuritySchemes {
 
 /// The document as served: utoipa's output with three corrections.
 ///
-/// - Every response header is marked `required`: utoipa 5's `Header` has no
-///   such field, and every header this document names is always sent with
-///   its status, so that testers (schemathesis) check their presence too.
+/// - Every response header but `Set-Cookie` is marked `required`: utoipa 5's
+///   `Header` has no such field, and every other header this document names
+///   is always sent with its status, so that testers (schemathesis) check
+///   their presence too; `Set-Cookie` comes in cookie mode only.
 /// - An optional request body is spelt `Option<T>`, which also makes its
 ///   schema `oneOf: [null, T]`; the body may be absent, but JSON `null` is
 ///   not one, so the schema is `T`.
@@ -229,8 +234,9 @@ fn mark_headers_required(responses: &mut Value) {
         .flat_map(|r| r.values_mut())
         .filter_map(|response| response.get_mut("headers"))
         .filter_map(Value::as_object_mut)
-        .flat_map(|headers| headers.values_mut())
-        .filter_map(Value::as_object_mut);
+        .flat_map(|headers| headers.iter_mut())
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, header)| header.as_object_mut());
     for header in headers {
         header.insert("required".to_owned(), Value::Bool(true));
     }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod bad_input;
+mod browser;
 mod crash;
 mod deadlocks;
 mod fast_rotation;
