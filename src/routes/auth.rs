@@ -373,15 +373,23 @@ pub async fn logout_all(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let transport = state.browsers.transport(&req)?;
-    let ended = async {
-        let auth = Authenticated::check(&req)?;
-        state
-            .revocations
-            .end_all_of_user(auth.user_id, RevokeReason::LogoutAll)
-            .await?;
-        Ok(HttpResponse::NoContent().finish())
-    }
-    .await;
+    // The bearer token is what this needs: its 401 comes before anything
+    // about the transport.
+    let transport = state.browsers.transport(&req);
+    let auth = match Authenticated::check(&req) {
+        Ok(auth) => auth,
+        Err(err) => {
+            return match transport {
+                Ok(transport) => Ok(state.browsers.forgetting(transport, Err(err))),
+                Err(_) => Err(err),
+            }
+        }
+    };
+    let transport = transport?;
+    let ended = state
+        .revocations
+        .end_all_of_user(auth.user_id, RevokeReason::LogoutAll)
+        .await
+        .map(|_| HttpResponse::NoContent().finish());
     Ok(state.browsers.forgetting(transport, ended))
 }

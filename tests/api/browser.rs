@@ -569,3 +569,25 @@ async fn a_preflight_asking_for_another_header_is_refused_in_json() {
     assert_no_cors_headers(&response);
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
+
+#[tokio::test]
+async fn logout_all_asks_for_its_bearer_token_before_anything_else() {
+    let app = browser_app().await;
+    let bad_header = app
+        .client
+        .post(app.url("/auth/logout-all"))
+        .header("Token-Transport", "nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_header.status(), StatusCode::UNAUTHORIZED);
+    let cookie_mode_without_bearer = cookie_mode(app.client.post(app.url("/auth/logout-all")))
+        .send()
+        .await
+        .unwrap();
+    assert_cleared(&cookie_mode_without_bearer);
+    assert_eq!(
+        cookie_mode_without_bearer.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
