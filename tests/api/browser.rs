@@ -47,6 +47,11 @@ fn cookie_mode(request: RequestBuilder) -> RequestBuilder {
     request.header("Token-Transport", "cookie")
 }
 
+/// A cookie-mode POST to `path`.
+fn cookie_post(app: &TestApp, path: &str) -> RequestBuilder {
+    cookie_mode(app.client.post(app.url(path)))
+}
+
 fn with_cookie(request: RequestBuilder, refresh: &str) -> RequestBuilder {
     request.header(COOKIE, format!("authgate_refresh={refresh}"))
 }
@@ -61,7 +66,7 @@ async fn browser_app() -> TestApp {
 /// A cookie-mode login: the access token (body) and the refresh token
 /// (cookie).
 async fn cookie_login(app: &TestApp, email: &str) -> (String, String) {
-    let response = cookie_mode(app.client.post(app.url("/auth/login")))
+    let response = cookie_post(&app, "/auth/login")
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
@@ -76,13 +81,10 @@ async fn cookie_login(app: &TestApp, email: &str) -> (String, String) {
 }
 
 async fn cookie_reissue(app: &TestApp, refresh: &str) -> Response {
-    with_cookie(
-        cookie_mode(app.client.post(app.url("/auth/reissue"))),
-        refresh,
-    )
-    .send()
-    .await
-    .unwrap()
+    with_cookie(cookie_post(&app, "/auth/reissue"), refresh)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn assert_cleared(response: &Response) {
@@ -97,7 +99,7 @@ async fn a_cookie_mode_login_puts_the_refresh_token_in_an_httponly_cookie_only()
     let app = browser_app().await;
     let email = app.new_user().await;
 
-    let response = cookie_mode(app.client.post(app.url("/auth/login")))
+    let response = cookie_post(&app, "/auth/login")
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
@@ -125,7 +127,7 @@ async fn a_cookie_mode_login_puts_the_refresh_token_in_an_httponly_cookie_only()
 async fn cookie_secure_false_drops_only_the_secure_attribute() {
     let app = spawn_app_with(|s| s.browser.cookie_secure = false).await;
     let email = app.new_user().await;
-    let response = cookie_mode(app.client.post(app.url("/auth/login")))
+    let response = cookie_post(&app, "/auth/login")
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
@@ -164,14 +166,11 @@ async fn a_cookie_mode_reissue_rotates_the_cookie_and_the_chain_goes_on() {
     assert_eq!(app.me(access).await.status(), StatusCode::OK);
 
     // With the access token beside it as Bearer (4.3), too.
-    let response = with_cookie(
-        cookie_mode(app.client.post(app.url("/auth/reissue"))),
-        &second.value,
-    )
-    .bearer_auth(access)
-    .send()
-    .await
-    .unwrap();
+    let response = with_cookie(cookie_post(&app, "/auth/reissue"), &second.value)
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let third = refresh_set_cookie(response.headers()).unwrap();
     // A cookie-mode token is an ordinary refresh token: body mode takes it.
@@ -261,20 +260,14 @@ async fn a_cookie_mode_reissue_takes_no_body_and_needs_the_cookie() {
     let email = app.new_user().await;
     let (_, refresh) = cookie_login(&app, &email).await;
 
-    let with_body = with_cookie(
-        cookie_mode(app.client.post(app.url("/auth/reissue"))),
-        &refresh,
-    )
-    .json(&json!({"refresh_token": refresh}))
-    .send()
-    .await
-    .unwrap();
-    assert_error(with_body, StatusCode::BAD_REQUEST, "invalid_request").await;
-
-    let without_cookie = cookie_mode(app.client.post(app.url("/auth/reissue")))
+    let with_body = with_cookie(cookie_post(&app, "/auth/reissue"), &refresh)
+        .json(&json!({"refresh_token": refresh}))
         .send()
         .await
         .unwrap();
+    assert_error(with_body, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+    let without_cookie = cookie_post(&app, "/auth/reissue").send().await.unwrap();
     assert_error(without_cookie, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let empty_cookie = cookie_reissue(&app, "").await;
     assert_error(empty_cookie, StatusCode::UNAUTHORIZED, "invalid_token").await;
@@ -310,7 +303,7 @@ async fn a_cookie_mode_request_from_a_foreign_origin_gets_403() {
     let email = app.new_user().await;
     let (access, refresh) = cookie_login(&app, &email).await;
     let login = |origin: &'static str| {
-        cookie_mode(app.client.post(app.url("/auth/login")))
+        cookie_post(&app, "/auth/login")
             .header(ORIGIN, origin)
             .json(&json!({"email": email, "password": PASSWORD}))
             .send()
@@ -330,7 +323,7 @@ async fn a_cookie_mode_request_from_a_foreign_origin_gets_403() {
     .await;
     assert_eq!(login(ALLOWED).await.unwrap().status(), StatusCode::OK);
     // This server's own origin (that of server.public_url) is always trusted.
-    let own = cookie_mode(app.client.post(app.url("/auth/login")))
+    let own = cookie_post(&app, "/auth/login")
         .header(ORIGIN, app.address.clone())
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
@@ -339,7 +332,7 @@ async fn a_cookie_mode_request_from_a_foreign_origin_gets_403() {
     assert_eq!(own.status(), StatusCode::OK);
 
     let foreign = |path: &str| {
-        with_cookie(cookie_mode(app.client.post(app.url(path))), &refresh)
+        with_cookie(cookie_post(&app, path), &refresh)
             .header(ORIGIN, FOREIGN)
             .bearer_auth(&access)
     };
@@ -372,13 +365,10 @@ async fn logout_with_the_cookie_alone_ends_the_session_and_clears_the_cookie() {
     let email = app.new_user().await;
     let (access, refresh) = cookie_login(&app, &email).await;
 
-    let response = with_cookie(
-        cookie_mode(app.client.post(app.url("/auth/logout"))),
-        &refresh,
-    )
-    .send()
-    .await
-    .unwrap();
+    let response = with_cookie(cookie_post(&app, "/auth/logout"), &refresh)
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_cleared(&response);
@@ -393,21 +383,18 @@ async fn cookie_mode_logout_with_a_bearer_and_logout_all_clear_the_cookie() {
     let app = browser_app().await;
     let email = app.new_user().await;
     let (access, refresh) = cookie_login(&app, &email).await;
-    let response = with_cookie(
-        cookie_mode(app.client.post(app.url("/auth/logout"))),
-        &refresh,
-    )
-    .bearer_auth(&access)
-    .send()
-    .await
-    .unwrap();
+    let response = with_cookie(cookie_post(&app, "/auth/logout"), &refresh)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_cleared(&response);
     assert_unauthorized(app.me(&access).await, "session_revoked").await;
 
     let (one, _) = cookie_login(&app, &email).await;
     let (two, two_refresh) = cookie_login(&app, &email).await;
-    let response = cookie_mode(app.client.post(app.url("/auth/logout-all")))
+    let response = cookie_post(&app, "/auth/logout-all")
         .bearer_auth(&one)
         .send()
         .await
@@ -424,10 +411,7 @@ async fn cookie_mode_logout_with_a_bearer_and_logout_all_clear_the_cookie() {
 #[tokio::test]
 async fn a_cookie_mode_logout_without_any_token_is_401_and_still_clears() {
     let app = browser_app().await;
-    let response = cookie_mode(app.client.post(app.url("/auth/logout")))
-        .send()
-        .await
-        .unwrap();
+    let response = cookie_post(&app, "/auth/logout").send().await.unwrap();
     assert_cleared(&response);
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
@@ -495,7 +479,7 @@ async fn a_preflight_from_an_allowed_origin_gets_the_cors_answer() {
 async fn actual_responses_to_an_allowed_origin_carry_the_cors_headers() {
     let app = browser_app().await;
     let email = app.new_user().await;
-    let response = cookie_mode(app.client.post(app.url("/auth/login")))
+    let response = cookie_post(&app, "/auth/login")
         .header(ORIGIN, ALLOWED)
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
@@ -581,10 +565,7 @@ async fn logout_all_asks_for_its_bearer_token_before_anything_else() {
         .await
         .unwrap();
     assert_eq!(bad_header.status(), StatusCode::UNAUTHORIZED);
-    let cookie_mode_without_bearer = cookie_mode(app.client.post(app.url("/auth/logout-all")))
-        .send()
-        .await
-        .unwrap();
+    let cookie_mode_without_bearer = cookie_post(&app, "/auth/logout-all").send().await.unwrap();
     assert_cleared(&cookie_mode_without_bearer);
     assert_eq!(
         cookie_mode_without_bearer.status(),
