@@ -102,15 +102,14 @@ export RUST_LOG=warn
 http_port=$(pg_free_port)
 base=http://127.0.0.1:$http_port
 server_runs=0
-# The login limits are huge rather than 0 ("disabled" per the spec): with 0,
-# one failed login makes every later login of that email or IP panic in
-# LoginLimiter::check. The benchmark never fails a login, but stays clear.
+# The login limits keep their defaults (10 per email, 100 per address): no
+# login of the benchmark fails, but each still reserves its slots in
+# PostgreSQL before bcrypt and releases them with its session, and that is
+# part of what is measured.
 start_authgate() {
   server_runs=$((server_runs + 1))
   AUTHGATE__SERVER__BIND=127.0.0.1:$http_port \
   AUTHGATE__PASSWORD__BCRYPT_COST=$COST \
-  AUTHGATE__RATELIMIT__LOGIN_FAILURES_PER_EMAIL=1000000000 \
-  AUTHGATE__RATELIMIT__LOGIN_FAILURES_PER_IP=1000000000 \
   AUTHGATE__SWEEPER__SCHEDULE="0 0 0 1 1 *" \
   AUTHGATE__DATABASE__POOL_SIZE=32 \
     "$bin/authgate" serve 2>"$work/server.$server_runs.log" &
@@ -152,6 +151,15 @@ field() { # FILE KEY: the value of KEY=… on the BENCH line of a wrk output
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 sum() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# pair_ratio A[*] B[*]: the median of A[i]/B[i]. Each pair ran back to back,
+# so a burst of load from elsewhere on this shared machine falls on both
+# sides of one ratio rather than on one side of the medians.
+pair_ratio() {
+  local -n xs=$1 ys=$2
+  local i rs=()
+  for i in "${!xs[@]}"; do rs+=("$(ratio "${xs[$i]}" "${ys[$i]}")"); done
+  printf '%.2f' "$(median "${rs[@]}")"
+}
 wrk_run() { # OUT wrk-args...: runs wrk, keeps its output, checks the BENCH line
   local out=$1; shift
   wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
@@ -188,7 +196,7 @@ INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
 SELECT md5(concat('pgbench-session-', c))::uuid, md5('pgbench-user')::uuid, now(), now(), now() + interval '30 days'
   FROM generate_series(0, $CONNS - 1) c;
 SQL
-re_rps=(); re_p99=(); re_bad=(); pg_tps=(); pg_bad=()
+re_rps=(); re_p99=(); re_bad=(); pg_tps=(); pg_bad=(); pg_p99=()
 for rep in $(seq "$REPS"); do
   make_sessions $((2 * CONNS)) "$work/tokens.$rep"
   wrk_run "$work/reissue.$rep.txt" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s scripts/bench/reissue.lua \
@@ -202,14 +210,19 @@ for rep in $(seq "$REPS"); do
            sha256(convert_to(concat('pgbench-', $rep, '-', c, '-', 0), 'UTF8')), now(), now() + interval '14 days'
       FROM generate_series(0, $CONNS - 1) c"
   "$PGBENCH" -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$CONNS" -j "$THREADS" -T "$SECS" \
+    -l --log-prefix="$work/pglog.$rep" \
     -D run="$rep" -D k=0 -f scripts/bench/rotation.sql bench >"$work/pgbench.$rep.txt" 2>&1 \
     || { cat "$work/pgbench.$rep.txt" >&2; die "pgbench failed"; }
+  # Its own p99: the third column of the per-transaction log is the latency (µs).
+  pg_p99+=("$(cat "$work/pglog.$rep".* | awk '{ print $3 }' | sort -n \
+              | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print v[i] + 0 }')")
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.$rep.txt" | tail -n 1)
   [ -n "$tps" ] || { cat "$work/pgbench.$rep.txt" >&2; die "no tps from pgbench"; }
   pg_tps+=("$tps")
   pg_bad+=("$(grep -c 'aborted' "$work/pgbench.$rep.txt" || true)")
   log "reissue rep $rep: authgate ${re_rps[-1]} rotations/s p99 $(awk -v u="${re_p99[-1]}" 'BEGIN { printf "%.1f", u / 1000 }') ms" \
-      "(non200 $(field "$work/reissue.$rep.txt" non200), starved $(field "$work/reissue.$rep.txt" starved)), pgbench $tps tps"
+      "(non200 $(field "$work/reissue.$rep.txt" non200), starved $(field "$work/reissue.$rep.txt" starved)), pgbench $tps tps" \
+      "p99 $(awk -v u="${pg_p99[-1]}" 'BEGIN { printf "%.1f", u / 1000 }') ms"
 done
 reused=$(psql -d bench -c "SELECT count(*) FROM sessions WHERE revoked_reason IS NOT NULL")
 
@@ -275,21 +288,26 @@ warns=$(cat "$work"/server.*.log | grep -c 'WARN' || true)
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 m_me=$(median "${me_rps[@]}"); m_bare=$(median "${bare_rps[@]}")
 m_re=$(median "${re_rps[@]}"); m_p99=$(median "${re_p99[@]}"); m_pg=$(median "${pg_tps[@]}")
+m_pg_p99=$(median "${pg_p99[@]}")
 m_login=$(median "${login_rps[@]}"); m_bcrypt=$(median "${bcrypt_rps[@]}")
 
 echo
-echo "authgate bench: $(nproc) cores, wrk -t$THREADS, ${SECS} s x $REPS runs (medians), bcrypt cost $COST, PostgreSQL 15 fsync on"
-printf '%-15s %-24s %-18s %-7s %s\n' path authgate baseline ratio goal
-printf '%-15s %-24s %-18s %-7s %s\n' "GET /auth/me" "$(printf '%.0f req/s' "$m_me")" "$(printf '%.0f req/s' "$m_bare")" \
-  "$(ratio "$m_me" "$m_bare")" ">= 0.90"
-printf '%-15s %-24s %-18s %-7s %s\n' "POST reissue" "$(printf '%.0f req/s p99 %s ms' "$m_re" "$(ms "$m_p99")")" \
-  "$(printf '%.0f tps' "$m_pg")" "$(ratio "$m_re" "$m_pg")" ">= 0.70, p99 < 25 ms"
-printf '%-15s %-24s %-18s %-7s %s\n' "POST login" "$(printf '%.1f/s' "$m_login")" "$(printf '%.1f/s' "$m_bcrypt")" \
-  "$(ratio "$m_login" "$m_bcrypt")" ">= 0.95"
+echo "authgate bench: $(nproc) cores, wrk -t$THREADS, ${SECS} s x $REPS runs (medians; ratio = median of the"
+echo "back-to-back pairs' ratios), bcrypt cost $COST, PostgreSQL 15 fsync on"
+printf '%-15s %-24s %-26s %-7s %s\n' path authgate baseline ratio goal
+printf '%-15s %-24s %-26s %-7s %s\n' "GET /auth/me" "$(printf '%.0f req/s' "$m_me")" "$(printf '%.0f req/s' "$m_bare")" \
+  "$(pair_ratio me_rps bare_rps)" ">= 0.90"
+printf '%-15s %-24s %-26s %-7s %s\n' "POST reissue" "$(printf '%.0f req/s p99 %s ms' "$m_re" "$(ms "$m_p99")")" \
+  "$(printf '%.0f tps p99 %s ms' "$m_pg" "$(ms "$m_pg_p99")")" "$(pair_ratio re_rps pg_tps)" ">= 0.70, p99 < 25 ms"
+printf '%-15s %-24s %-26s %-7s %s\n' "POST login" "$(printf '%.1f/s' "$m_login")" "$(printf '%.1f/s' "$m_bcrypt")" \
+  "$(pair_ratio login_rps bcrypt_rps)" ">= 0.95"
 printf '%-15s %-51s %s\n' "RSS" "$rss_mb MB (100k live sessions, 10k revoked)" "< 64 MB"
 echo
 echo "runs:      me authgate [${me_rps[*]}] bare [${bare_rps[*]}] req/s"
-echo "           reissue [${re_rps[*]}] rotations/s, p99 [$(for u in "${re_p99[@]}"; do printf '%s ' "$(ms "$u")"; done)] ms; pgbench [${pg_tps[*]}] tps"
+echo "           reissue [${re_rps[*]}] rotations/s, p99 [$(for u in "${re_p99[@]}"; do printf '%s ' "$(ms "$u")"; done)] ms;" \
+     "pgbench [${pg_tps[*]}] tps, p99 [$(for u in "${pg_p99[@]}"; do printf '%s ' "$(ms "$u")"; done)] ms"
+echo "           medians' ratios: me $(ratio "$m_me" "$m_bare"), reissue $(ratio "$m_re" "$m_pg"), login $(ratio "$m_login" "$m_bcrypt");" \
+     "$CONNS in flight at $(printf '%.0f' "$m_re")/s is a mean latency of $(awk -v c="$CONNS" -v r="$m_re" 'BEGIN { printf "%.1f", 1000 * c / r }') ms (Little's law)"
 echo "           login [${login_rps[*]}]/s; bcrypt [${bcrypt_rps[*]}]/s"
 echo "errors:    /me non-2xx+socket $(sum "${me_errors[@]}"); reissue non-200+starved+socket $(sum "${re_bad[@]}");" \
      "sessions revoked during reissue $reused; pgbench aborted $(sum "${pg_bad[@]}"); login non-2xx+socket $(sum "${login_bad[@]}")"

@@ -28,6 +28,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub sweeper: SweeperSettings,
     pub ratelimit: RateLimitSettings,
+    #[serde(default)]
+    pub browser: BrowserSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +229,32 @@ impl RateLimitSettings {
     }
 }
 
+/// Browser clients (SPEC 8): who may call with credentials, and the
+/// refresh cookie's `Secure` attribute.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrowserSettings {
+    /// Origins (`https://app.example.com`) allowed to call the API with
+    /// credentials from a browser: CORS, and cookie-mode requests.
+    #[serde(default, deserialize_with = "list_or_comma_separated")]
+    pub allowed_origins: Vec<String>,
+    /// Off only for plain-http development.
+    #[serde(default = "yes")]
+    pub cookie_secure: bool,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        BrowserSettings {
+            allowed_origins: Vec::new(),
+            cookie_secure: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// The lifetimes and limits of sessions and their tokens, typed once here so
 /// that no other module converts seconds or guards against overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,6 +434,8 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("ratelimit", "login_failures_per_email"),
     ("ratelimit", "login_failures_per_ip"),
     ("ratelimit", "window_secs"),
+    ("browser", "allowed_origins"),
+    ("browser", "cookie_secure"),
 ];
 
 #[cfg(test)]
@@ -580,6 +610,27 @@ mod tests {
             ]);
             assert_eq!(r.is_ok(), ok, "cost {cost}");
         }
+    }
+
+    #[test]
+    fn browser_origins_are_a_comma_separated_list_in_the_environment_and_cookies_secure() {
+        let s = load(&[("DATABASE_URL", "postgres://a/b")]).unwrap();
+        assert!(s.browser.allowed_origins.is_empty());
+        assert!(s.browser.cookie_secure);
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            (
+                "AUTHGATE__BROWSER__ALLOWED_ORIGINS",
+                "https://app.example.com, http://localhost:3000",
+            ),
+            ("AUTHGATE__BROWSER__COOKIE_SECURE", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.browser.allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(!s.browser.cookie_secure);
     }
 
     #[test]

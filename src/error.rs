@@ -39,6 +39,13 @@ pub enum ApiError {
     SessionRevoked,
     #[error("this needs a role the caller does not have")]
     Forbidden,
+    /// A cookie-mode request from an origin that is neither this server's
+    /// nor in `browser.allowed_origins` (SPEC 8).
+    #[error("this origin may not make cookie-mode requests")]
+    ForeignOrigin,
+    /// A cookie-mode request that needs the refresh cookie came without it.
+    #[error("no refresh cookie came with this request; log in again")]
+    MissingCookie,
     #[error("not found")]
     NotFound,
     #[error("too many failed logins; try again later")]
@@ -120,11 +127,13 @@ impl ApiError {
             | ApiError::MethodNotAllowed(_) => ErrorCode::InvalidRequest,
             ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
             ApiError::EmailTaken => ErrorCode::EmailTaken,
-            ApiError::MissingToken | ApiError::InvalidToken => ErrorCode::InvalidToken,
+            ApiError::MissingToken | ApiError::MissingCookie | ApiError::InvalidToken => {
+                ErrorCode::InvalidToken
+            }
             ApiError::TokenExpired => ErrorCode::TokenExpired,
             ApiError::TokenReused => ErrorCode::TokenReused,
             ApiError::SessionRevoked => ErrorCode::SessionRevoked,
-            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::Forbidden | ApiError::ForeignOrigin => ErrorCode::Forbidden,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Unavailable | ApiError::Internal(_) => ErrorCode::Unavailable,
@@ -138,7 +147,7 @@ impl ApiError {
     /// The RFC 6750 challenge for a 401 about a bearer token.
     fn challenge(&self) -> Option<String> {
         match self {
-            ApiError::MissingToken => Some("Bearer".to_owned()),
+            ApiError::MissingToken | ApiError::MissingCookie => Some("Bearer".to_owned()),
             ApiError::InvalidToken
             | ApiError::TokenExpired
             | ApiError::TokenReused
@@ -161,12 +170,13 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidCredentials
             | ApiError::MissingToken
+            | ApiError::MissingCookie
             | ApiError::InvalidToken
             | ApiError::TokenExpired
             | ApiError::TokenReused
             | ApiError::SessionRevoked => StatusCode::UNAUTHORIZED,
             ApiError::EmailTaken => StatusCode::CONFLICT,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::ForeignOrigin => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

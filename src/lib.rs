@@ -1,5 +1,6 @@
 //! authgate: a self-hosted JWT token server. See README.md for the tour.
 
+pub mod browser;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;

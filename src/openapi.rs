@@ -18,6 +18,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::browser::{CookieTokens, TokenTransport};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::oauth::{ActiveToken, Introspection};
 use crate::routes::{
@@ -31,8 +32,8 @@ use oauth::{
     OAuthPayloadTooLarge, OAuthTokens, OAuthUnavailable, Revoked,
 };
 use responses::{
-    BadRequest, EmailTaken, Forbidden, InvalidCredentials, NotFound, PayloadTooLarge, Tokens,
-    TooManyRequests, Unauthorized, Unavailable,
+    BadRequest, EmailTaken, Forbidden, ForeignOrigin, InvalidCredentials, NotFound,
+    PayloadTooLarge, Tokens, TooManyRequests, Unauthorized, Unavailable,
 };
 
 /// The name of the bearer security scheme; operations name it as
@@ -78,6 +79,8 @@ pub const CLIENT_BASIC: &str = "client_basic";
             ErrorBody,
             ErrorCode,
             TokenPair,
+            CookieTokens,
+            TokenTransport,
             OAuthErrorBody,
             OAuthErrorCode,
             Introspection,
@@ -89,6 +92,7 @@ pub const CLIENT_BASIC: &str = "client_basic";
             Unauthorized,
             InvalidCredentials,
             Forbidden,
+            ForeignOrigin,
             NotFound,
             EmailTaken,
             PayloadTooLarge,
@@ -159,9 +163,10 @@ impl Modify for SecuritySchemes {
 
 /// The document as served: utoipa's output with three corrections.
 ///
-/// - Every response header is marked `required`: utoipa 5's `Header` has no
-///   such field, and every header this document names is always sent with
-///   its status, so that testers (schemathesis) check their presence too.
+/// - Every response header but `Set-Cookie` is marked `required`: utoipa 5's
+///   `Header` has no such field, and every other header this document names
+///   is always sent with its status, so that testers (schemathesis) check
+///   their presence too; `Set-Cookie` comes in cookie mode only.
 /// - An optional request body is spelt `Option<T>`, which also makes its
 ///   schema `oneOf: [null, T]`; the body may be absent, but JSON `null` is
 ///   not one, so the schema is `T`.
@@ -244,8 +249,9 @@ fn mark_headers_required(responses: &mut Value) {
         .flat_map(|r| r.values_mut())
         .filter_map(|response| response.get_mut("headers"))
         .filter_map(Value::as_object_mut)
-        .flat_map(|headers| headers.values_mut())
-        .filter_map(Value::as_object_mut);
+        .flat_map(|headers| headers.iter_mut())
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, header)| header.as_object_mut());
     for header in headers {
         header.insert("required".to_owned(), Value::Bool(true));
     }

@@ -5,11 +5,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Condition, Logger};
+use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio_cron_scheduler::JobScheduler;
 
+use crate::browser::{self, Browsers};
 use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::config::{Settings, DEVELOPMENT_SECRET};
@@ -113,6 +114,7 @@ impl Application {
             clock,
             metrics,
             oauth_metadata: Metadata::new(&settings.jwt.issuer, &public_url),
+            browsers: Browsers::new(&settings.browser, &public_url),
         });
 
         // One line per request costs more than /auth/me itself: the access
@@ -121,6 +123,8 @@ impl Application {
         let access_log = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(state.browsers.cors())
+                .wrap(from_fn(browser::cors_for_allowed_origins_only))
                 .wrap(Condition::new(
                     access_log,
                     Logger::new("%a \"%r\" %s %b %Dms"),

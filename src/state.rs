@@ -1,7 +1,8 @@
 //! What every handler shares: the pool, the token issuer (with the session
 //! policy), bcrypt, the revocation owner, the login limits, the trusted
-//! proxies, the clock, the metrics and the OAuth metadata. Built once by [`crate::startup::Application::build`].
+//! proxies, the clock, the metrics, the OAuth metadata and the browser policy. Built once by [`crate::startup::Application::build`].
 
+use crate::browser::Browsers;
 use crate::client_ip::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::Db;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The RFC 8414 document, with the URLs of `server.public_url`.
     pub oauth_metadata: Metadata,
+    /// Cookie mode and the origins it trusts (SPEC 8).
+    pub browsers: Browsers,
 }
 
 impl AppState {

@@ -127,6 +127,8 @@ impl From<ApiError> for OAuthError {
             ApiError::InvalidCredentials
             | ApiError::EmailTaken
             | ApiError::Forbidden
+            | ApiError::ForeignOrigin
+            | ApiError::MissingCookie
             | ApiError::NotFound
             | ApiError::RateLimited { .. } => {
                 log::error!("unexpected error under /oauth/: {err}");

@@ -7,7 +7,7 @@
 
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::ToResponse;
 
@@ -43,6 +43,17 @@ fn no_store() -> Header {
     string_header(
         "^no-store$",
         "no-store: responses with tokens are not to be cached",
+    )
+}
+
+/// `Set-Cookie: authgate_refresh=…`, sent in cookie mode only (SPEC 8).
+pub fn set_cookie() -> Header {
+    string_header(
+        "^authgate_refresh=",
+        "Cookie mode only (`Token-Transport: cookie`): the refresh token as \
+         `authgate_refresh=<token>; HttpOnly; Secure; SameSite=Strict; Path=/auth; \
+         Max-Age=<refresh_expires_in>`, or that cookie cleared (`Max-Age=0`) by \
+         logout and by a refused cookie",
     )
 }
 
@@ -99,6 +110,13 @@ error_response!(
 );
 
 error_response!(
+    /// SPEC 8's CSRF defence: no challenge, the token is not the problem.
+    ForeignOrigin,
+    "`forbidden`: a cookie-mode request (`Token-Transport: cookie`) whose \
+     `Origin` is neither this server's nor in `browser.allowed_origins`"
+);
+
+error_response!(
     NotFound,
     "`not_found`: no such thing for this caller; a malformed id is an \
      unknown id"
@@ -148,10 +166,15 @@ impl<'s> ToResponse<'s> for Tokens {
             .content(
                 "application/json",
                 ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("TokenPair")))
+                    .schema(Some(
+                        AnyOfBuilder::new()
+                            .item(Ref::from_schema_name("TokenPair"))
+                            .item(Ref::from_schema_name("CookieTokens")),
+                    ))
                     .build(),
             )
             .header("Cache-Control", no_store())
+            .header("Set-Cookie", set_cookie())
             .build();
         ("Tokens", response.into())
     }

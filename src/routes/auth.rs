@@ -8,15 +8,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::browser::{self, TokenTransport, Transport};
 use crate::client_ip;
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, Authenticated, Body};
 use crate::openapi::responses::{
-    BadRequest, EmailTaken, InvalidCredentials, PayloadTooLarge, Tokens, TooManyRequests,
-    Unauthorized, Unavailable,
+    BadRequest, EmailTaken, ForeignOrigin, InvalidCredentials, PayloadTooLarge, Tokens,
+    TooManyRequests, Unauthorized, Unavailable,
 };
-use crate::sessions::{self, Device, RevokeReason, TokenPair};
+use crate::sessions::{self, Device, RevokeReason};
 use crate::state::AppState;
 use crate::users::{
     canonical_email, normalize_email, validate_password, Credentials, NewUser, User,
@@ -48,13 +49,6 @@ pub(crate) struct Me {
     email: Option<String>,
     session_id: Uuid,
     roles: Vec<String>,
-}
-
-fn tokens(pair: TokenPair) -> HttpResponse {
-    // RFC 6749 §5.1: responses with tokens are not to be cached.
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(pair)
 }
 
 /// The `{"email","password"}` body of signup and login, with the email
@@ -127,6 +121,9 @@ pub async fn signup(
     post,
     path = "/auth/login",
     tag = "auth",
+    params(("Token-Transport" = Option<TokenTransport>, Header,
+        description = "`cookie`: the refresh token travels in the `authgate_refresh` \
+                       cookie, not in the body (browser apps, SPEC 8)")),
     summary = "Logs in",
     description = "Opens a session (one per device) and returns its token pair. Failed \
                    logins are limited per email and per client address: past a limit, \
@@ -136,6 +133,7 @@ pub async fn signup(
         (status = 200, response = Tokens),
         (status = 400, response = BadRequest),
         (status = 401, response = InvalidCredentials),
+        (status = 403, response = ForeignOrigin),
         (status = 413, response = PayloadTooLarge),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
@@ -151,6 +149,7 @@ pub async fn login(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let transport = state.browsers.transport(&req)?;
     let (email, credentials) = credentials(&req, &body)?;
     let ip = client_ip::of_request(&req, &state.proxies);
 
@@ -195,7 +194,7 @@ pub async fn login(
             Ok(pair)
         })
         .await?;
-    Ok(tokens(pair))
+    Ok(state.browsers.tokens(transport, pair))
 }
 
 /// The caller.
@@ -230,6 +229,9 @@ pub async fn me(auth: Authenticated) -> HttpResponse {
     post,
     path = "/auth/reissue",
     tag = "auth",
+    params(("Token-Transport" = Option<TokenTransport>, Header,
+        description = "`cookie`: the refresh token travels in the `authgate_refresh` \
+                       cookie, not in the body (browser apps, SPEC 8); a cookie-mode reissue has no body")),
     request_body(
         content = Option<RefreshBody>,
         description = "The refresh token; or no body, with the refresh token as Bearer"
@@ -239,6 +241,7 @@ pub async fn me(auth: Authenticated) -> HttpResponse {
         (status = 200, response = Tokens),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = ForeignOrigin),
         (status = 413, response = PayloadTooLarge),
         (status = 503, response = Unavailable),
     )
@@ -248,6 +251,25 @@ pub async fn reissue(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let transport = state.browsers.transport(&req)?;
+    if transport == Transport::Cookie {
+        if !body.is_blank() {
+            return Err(ApiError::invalid_request(
+                "a cookie-mode reissue has no body: the refresh token is the cookie",
+            ));
+        }
+        let Some(refresh) = browser::refresh_cookie(&req) else {
+            return Ok(state
+                .browsers
+                .forgetting(transport, Err(ApiError::MissingCookie)));
+        };
+        let beside = req.headers().get(header::AUTHORIZATION);
+        let result = state
+            .exchange()
+            .refresh(&refresh, beside.map(|v| v.as_bytes()))
+            .await;
+        return Ok(state.browsers.tokens_or_forget(transport, result));
+    }
     let pair = if body.is_blank() {
         let refresh = bearer_token(&req)?.ok_or(ApiError::MissingToken)?;
         state.exchange().refresh(refresh, None).await?
@@ -259,7 +281,7 @@ pub async fn reissue(
             .refresh(&refresh, beside.map(|v| v.as_bytes()))
             .await?
     };
-    Ok(tokens(pair))
+    Ok(state.browsers.tokens(transport, pair))
 }
 
 /// Ends a session.
@@ -270,15 +292,21 @@ pub async fn reissue(
     post,
     path = "/auth/logout",
     tag = "auth",
+    params(("Token-Transport" = Option<TokenTransport>, Header,
+        description = "`cookie`: the refresh token travels in the `authgate_refresh` \
+                       cookie, which this clears; without a bearer token, the cookie names the session to end")),
     request_body(
         content = Option<RefreshBody>,
         description = "Without an Authorization header: the refresh token of the session to end"
     ),
     security(("bearer" = []), ()),
     responses(
-        (status = 204, description = "The session has ended"),
+        (status = 204, description = "The session has ended",
+            headers(("Set-Cookie" = String,
+                description = "Cookie mode: `authgate_refresh=; Max-Age=0` clears the cookie"))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = ForeignOrigin),
         (status = 413, response = PayloadTooLarge),
         (status = 503, response = Unavailable),
     )
@@ -288,23 +316,38 @@ pub async fn logout(
     body: Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if bearer_token(&req)?.is_some() {
-        let auth = Authenticated::check(&req)?;
-        state
+    let transport = state.browsers.transport(&req)?;
+    let ended = end_session(&req, &body, &state, transport).await;
+    Ok(state.browsers.forgetting(
+        transport,
+        ended.map(|()| HttpResponse::NoContent().finish()),
+    ))
+}
+
+/// Logout's work: the session of the Bearer access token; without one, of
+/// the refresh token in the body, or in cookie mode of the cookie.
+async fn end_session(
+    req: &HttpRequest,
+    body: &Body,
+    state: &AppState,
+    transport: Transport,
+) -> Result<(), ApiError> {
+    if bearer_token(req)?.is_some() {
+        let auth = Authenticated::check(req)?;
+        return state
             .revocations
             .end_session_of_access(&auth.claims, RevokeReason::Logout)
-            .await?;
-        return Ok(HttpResponse::NoContent().finish());
+            .await;
     }
-    if body.is_blank() {
-        return Err(ApiError::MissingToken);
-    }
-    let refresh = body.json::<RefreshBody>(&req)?.refresh_token;
+    let refresh = match (body.is_blank(), transport) {
+        (false, _) => body.json::<RefreshBody>(req)?.refresh_token,
+        (true, Transport::Cookie) => browser::refresh_cookie(req).ok_or(ApiError::MissingCookie)?,
+        (true, Transport::Body) => return Err(ApiError::MissingToken),
+    };
     state
         .revocations
         .end_session_of_refresh(state.issuer.keys(), &refresh, RevokeReason::Logout)
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }
 
 /// Ends every session of the caller.
@@ -312,20 +355,41 @@ pub async fn logout(
     post,
     path = "/auth/logout-all",
     tag = "auth",
+    params(("Token-Transport" = Option<TokenTransport>, Header,
+        description = "`cookie`: the refresh token travels in the `authgate_refresh` \
+                       cookie, which this clears")),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Every session of the caller has ended"),
+        (status = 204, description = "Every session of the caller has ended",
+            headers(("Set-Cookie" = String,
+                description = "Cookie mode: `authgate_refresh=; Max-Age=0` clears the cookie"))),
+        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = ForeignOrigin),
         (status = 503, response = Unavailable),
     )
 )]
 pub async fn logout_all(
-    auth: Authenticated,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state
+    // The bearer token is what this needs: its 401 comes before anything
+    // about the transport.
+    let transport = state.browsers.transport(&req);
+    let auth = match Authenticated::check(&req) {
+        Ok(auth) => auth,
+        Err(err) => {
+            return match transport {
+                Ok(transport) => Ok(state.browsers.forgetting(transport, Err(err))),
+                Err(_) => Err(err),
+            }
+        }
+    };
+    let transport = transport?;
+    let ended = state
         .revocations
         .end_all_of_user(auth.user_id, RevokeReason::LogoutAll)
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
+        .map(|_| HttpResponse::NoContent().finish());
+    Ok(state.browsers.forgetting(transport, ended))
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod account_page;
 mod admin;
 mod bad_input;
+mod browser;
 mod crash;
 mod deadlocks;
 mod fast_rotation;

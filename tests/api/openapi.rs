@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
@@ -202,4 +202,56 @@ async fn every_operation_lists_the_errors_of_what_it_takes() {
     assert!(statuses(admin).is_superset(&BTreeSet::from([403, 404])));
     let delete = &doc["paths"]["/auth/sessions/{id}"]["delete"];
     assert!(statuses(delete).contains(&404));
+}
+
+#[tokio::test]
+async fn cookie_mode_is_documented_where_it_is_taken() {
+    let doc = fetch_document().await;
+    let taking = [
+        ("/auth/login", true),
+        ("/auth/reissue", true),
+        ("/auth/logout", false),
+        ("/auth/logout-all", false),
+    ];
+    for (path, returns_tokens) in taking {
+        let op = &doc["paths"][path]["post"];
+        let params = op["parameters"].as_array().expect("parameters");
+        let transport = params
+            .iter()
+            .find(|p| p["name"] == "Token-Transport")
+            .unwrap_or_else(|| panic!("{path}: Token-Transport"));
+        assert_eq!(transport["in"], "header", "{path}");
+        assert_ne!(transport["required"], true, "{path}");
+        let schema = resolve(&doc, &transport["schema"]);
+        let schema = schema
+            .get("oneOf")
+            .and_then(|alternatives| alternatives.as_array())
+            .and_then(|alternatives| alternatives.iter().find(|s| s.get("$ref").is_some()))
+            .map(|s| resolve(&doc, s))
+            .unwrap_or(schema);
+        assert_eq!(schema["enum"], json!(["cookie"]), "{path}: {schema}");
+        assert!(
+            statuses(op).contains(&403),
+            "{path}: 403 for a foreign Origin"
+        );
+        let ok = resolve(
+            &doc,
+            &op["responses"][if returns_tokens { "200" } else { "204" }],
+        );
+        let set_cookie = &ok["headers"]["Set-Cookie"];
+        assert!(set_cookie.is_object(), "{path}: Set-Cookie");
+        assert_ne!(
+            set_cookie["required"], true,
+            "{path}: only cookie mode sets it"
+        );
+    }
+    let tokens = resolve(
+        &doc,
+        &doc["paths"]["/auth/login"]["post"]["responses"]["200"],
+    );
+    let bodies = &tokens["content"]["application/json"]["schema"]["anyOf"];
+    assert_eq!(bodies.as_array().map(Vec::len), Some(2), "{tokens}");
+    let cookie_tokens = &doc["components"]["schemas"]["CookieTokens"];
+    assert!(cookie_tokens["properties"].get("refresh_token").is_none());
+    assert!(cookie_tokens["properties"].get("access_token").is_some());
 }
