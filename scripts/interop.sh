@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Stock clients against one real authgate server (SPEC 7): pytest
-# (tests/interop/test_*.py: requests, PyJWT, authlib), node --test
+# (tests/interop/test_*.py: requests, PyJWT, authlib, and selenium driving
+# Debian's chromium on the account page), node --test
 # (tests/interop/*.test.mjs: jose) and schemathesis (GET /openapi.json).
 #
 # Needs DATABASE_URL (any database of a PostgreSQL 15 server: a fresh
 # database is created there for this run and dropped after). scripts/test.sh
 # runs it after `cargo test`. Installs what it needs: a venv in .venv-interop/
 # (pip install -r tests/interop/requirements.txt) and tests/interop/node_modules
-# (npm ci). A tool that cannot be installed fails the run: nothing is skipped.
+# (npm ci), and as root Debian's chromium and chromium-driver when missing.
+# A tool that cannot be installed fails the run: nothing is skipped.
 #
 # The tests get AUTHGATE_URL, AUTHGATE_BIN (absolute), DATABASE_URL (the
-# server's database) and AUTHGATE_ENV=test.
+# server's database), AUTHGATE_ENV=test, and for the browser tests
+# AUTHGATE_CHROMIUM, AUTHGATE_CHROMEDRIVER and AUTHGATE_ARTIFACTS (where
+# they save screenshots: target/interop-artifacts/, git-ignored).
 #
 # Prints the totals as a last line `N passed, N failed` (schemathesis counts
 # as one test), and writes `N N` (passed failed) to $AUTHGATE_INTEROP_SUMMARY
@@ -54,6 +58,25 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || die "pip install failed"
   echo "$want" >"$stamp"
 fi
+
+# --- Chromium and its driver (Debian's, the same version), for the account
+# page's test. Selenium is pointed at them: it never downloads a driver.
+chromium=/usr/bin/chromium
+chromedriver=/usr/bin/chromedriver
+if [ ! -x "$chromium" ] || [ ! -x "$chromedriver" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium and chromium-driver"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+      || die "cannot install chromium and chromium-driver"
+  fi
+  [ -x "$chromium" ] && [ -x "$chromedriver" ] \
+    || die "$chromium and $chromedriver are needed (apt-get install chromium chromium-driver)"
+fi
+export AUTHGATE_CHROMIUM=$chromium AUTHGATE_CHROMEDRIVER=$chromedriver
+# Selenium Manager (which would look for drivers online) stays offline.
+export SE_OFFLINE=true
+export AUTHGATE_ARTIFACTS="$PWD/target/interop-artifacts"
+mkdir -p "$AUTHGATE_ARTIFACTS"
 
 # --- Node: exactly the lock file.
 log "npm ci (tests/interop)"
@@ -191,6 +214,7 @@ if [ "$failed" != 0 ]; then
   tail -n 20 "$work/server.log" >&2
 fi
 for r in "${results[@]}"; do log "$r"; done
+log "screenshots of the account page: $AUTHGATE_ARTIFACTS"
 log "took $(($(date +%s) - started)) s"
 if [ -n "${AUTHGATE_INTEROP_SUMMARY:-}" ]; then
   echo "$passed $failed" >"$AUTHGATE_INTEROP_SUMMARY"

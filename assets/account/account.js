@@ -11,8 +11,6 @@ const COOKIE_MODE = 'cookie';
 
 /** The access token: in memory only. */
 let access = null;
-/** The session of `access`, to mark this browser in the list. */
-let sessionId = null;
 let renewTimer = 0;
 /** The one reissue in flight, shared by whoever needs a fresh token. */
 let reissuing = null;
@@ -95,7 +93,6 @@ function isSessionOver(error) {
  */
 function adopt(pair) {
   access = pair.access_token;
-  sessionId = pair.session_id;
   clearTimeout(renewTimer);
   const lifetime = Number(pair.expires_in) || 60;
   const seconds = Math.max(1, Math.min(lifetime - 60, lifetime * 0.8));
@@ -277,8 +274,9 @@ function show(section) {
 /** Back to the form; the in-memory token is forgotten. */
 function signedOut(message, kind = 'info') {
   access = null;
-  sessionId = null;
   clearTimeout(renewTimer);
+  if (view.whoEmail.textContent) view.email.value = view.whoEmail.textContent;
+  view.password.value = '';
   view.sessions.replaceChildren();
   view.whoEmail.textContent = '';
   show(view.signin);
@@ -319,16 +317,17 @@ function sessionItem(session) {
     ...field('Last used', time(session.last_used_at, ago(new Date(session.last_used_at)))),
   );
 
-  const end = document.createElement('button');
-  end.type = 'button';
-  end.className = 'end';
-  end.textContent = session.current ? 'Log out' : 'End session';
-  end.setAttribute('aria-label', session.current
-    ? 'Log out of this browser'
-    : `End the session of ${name.textContent}, IP ${session.ip ?? 'unknown'}`);
-  end.addEventListener('click', () => (session.current ? logout() : endSession(session, name.textContent)));
-
-  item.append(heading, facts, end);
+  item.append(heading, facts);
+  if (!session.current) {
+    // This browser's own session ends with "Log out", below the list.
+    const end = document.createElement('button');
+    end.type = 'button';
+    end.className = 'end';
+    end.textContent = 'End session';
+    end.setAttribute('aria-label', `End the session of ${name.textContent}, IP ${session.ip ?? 'unknown'}`);
+    end.addEventListener('click', () => endSession(session, name.textContent));
+    item.append(end);
+  }
   return item;
 }
 
