@@ -66,7 +66,7 @@ async fn browser_app() -> TestApp {
 /// A cookie-mode login: the access token (body) and the refresh token
 /// (cookie).
 async fn cookie_login(app: &TestApp, email: &str) -> (String, String) {
-    let response = cookie_post(&app, "/auth/login")
+    let response = cookie_post(app, "/auth/login")
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
@@ -81,7 +81,7 @@ async fn cookie_login(app: &TestApp, email: &str) -> (String, String) {
 }
 
 async fn cookie_reissue(app: &TestApp, refresh: &str) -> Response {
-    with_cookie(cookie_post(&app, "/auth/reissue"), refresh)
+    with_cookie(cookie_post(app, "/auth/reissue"), refresh)
         .send()
         .await
         .unwrap()
