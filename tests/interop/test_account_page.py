@@ -465,7 +465,8 @@ def free_port():
 def strict_server():
     """A second authgate on the same database that rate-limits an email
     after 2 failed logins (the shared server's limits stay untouched, and
-    its per-IP count grows by 2 only), and that a test may stop."""
+    its per-IP count grows by 2 only), whose access tokens live 4 seconds,
+    and that a test may stop."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -473,6 +474,7 @@ def strict_server():
         "AUTHGATE__SERVER__BIND": f"127.0.0.1:{port}",
         "AUTHGATE__SERVER__PUBLIC_URL": url,
         "AUTHGATE__RATELIMIT__LOGIN_FAILURES_PER_EMAIL": "2",
+        "AUTHGATE__JWT__ACCESS_TTL_SECS": "4",
         "RUST_LOG": "warn",
     }
     process = subprocess.Popen(
@@ -540,3 +542,25 @@ def test_refusals_and_an_unreachable_server_are_said_in_words(page_at, strict_se
     page.wait_for_words("The server cannot be reached.")
     assert page.showing() == "signin"
     page.screenshot("server-unreachable")
+
+
+def test_the_page_renews_its_access_token_before_it_expires(page_at, strict_server):
+    url, _ = strict_server
+    page = page_at(url)
+    email = new_email()
+    sign_up(url, email)
+    page.open()
+    log_in_on_the_page(page, email)
+    first = page.cookie()["value"]
+
+    # Access tokens live 4 s here: the page reissues at 3.2 s by itself.
+    page.wait(lambda: page.cookie()["value"] != first, "the page did not renew its tokens")
+    second = page.cookie()["value"]
+    page.wait(lambda: page.cookie()["value"] != second, "the page did not renew its tokens twice")
+
+    # Past the first token's lifetime, the page still works without a 401.
+    page.click("refresh")
+    page.wait_for_words("The list is up to date.")
+    assert page.showing() == "account"
+    dead = cookie_reissue(url, first)
+    assert dead.status_code == 401, "the first cookie was rotated, so it is spent"
