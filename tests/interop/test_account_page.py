@@ -148,21 +148,28 @@ class Page:
 
     # Screenshots.
 
-    def screenshot(self, state, size=DESKTOP):
-        """Saves the page at `size` (phone sizes emulate a phone) and prints its path."""
+    def screenshot(self, state, size=DESKTOP, dark=False):
+        """Saves the page at `size` (phone sizes emulate a phone), in the
+        light or dark colour scheme, and prints its path."""
         width, height = size
         phone = width < 600
         self.driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 2 if phone else 1, "mobile": phone},
         )
+        scheme = "dark" if dark else "light"
+        self.driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+        )
         try:
-            path = self.artifacts / f"account-{state}-{'phone' if phone else 'desktop'}.png"
+            suffix = ("phone" if phone else "desktop") + ("-dark" if dark else "")
+            path = self.artifacts / f"account-{state}-{suffix}.png"
             self.driver.save_screenshot(str(path))
             print(f"screenshot: {path}")
             return path
         finally:
             self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+            self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
 def chromium():
@@ -300,6 +307,7 @@ def test_sign_up_see_and_end_sessions_reload_and_log_out_everywhere(page, base_u
     assert {s["id"] for s in server_view} == {mine["id"], theirs["id"]}
     page.screenshot("02-two-sessions")
     page.screenshot("02-two-sessions", PHONE)
+    page.screenshot("02-two-sessions", PHONE, dark=True)
 
     # End the other device's session on the page.
     theirs["element"].find_element(By.CSS_SELECTOR, "button.end").click()
@@ -352,6 +360,7 @@ def test_sign_up_see_and_end_sessions_reload_and_log_out_everywhere(page, base_u
     assert page.showing() == "signin"
     page.screenshot("06-wrong-password")
     page.screenshot("06-wrong-password", PHONE)
+    page.screenshot("06-wrong-password", dark=True)
 
     # The right one logs in again, through the form.
     log_in_on_the_page(page, email)
