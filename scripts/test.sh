@@ -46,8 +46,12 @@ pg_log "freezable cluster on 127.0.0.1:$freezable_port"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked 2>&1 | tee "${TMPDIR:-/tmp}/authgate-test-output.$$"
+# Every test binary runs even when one fails, and a failure still goes on to
+# the stock clients and the closing count (set -e would stop here).
+set +e
+cargo test --locked --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/authgate-test-output.$$"
 status=${PIPESTATUS[0]}
+set -e
 # Stock clients (pytest, node --test, schemathesis) against one real server
 # on the same PostgreSQL; it installs its venv and node_modules itself.
 interop_summary="$work/interop-summary"
