@@ -4,16 +4,21 @@
 # When DATABASE_URL is unset it starts a throw-away cluster on a free port
 # and stops it on exit, whatever happens. Each test creates its own database
 # in it. A second throw-away cluster is always started for the test that
-# freezes one.
+# freezes one, and a PgBouncer in transaction pooling mode in front of the
+# first (AUTHGATE_TEST_PGBOUNCER_URL) for the tests of SPEC 9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh
+# shellcheck source=scripts/pgbouncer.sh
+. scripts/pgbouncer.sh
 
 pg_ensure_installed
+pgb_ensure_installed
 work=$(mktemp -d /tmp/authgate-test.XXXXXX)
 chmod 755 "$work"
 cleanup() {
+  pgb_stop "$work/pgbouncer"
   # A test that froze its cluster thaws it when it ends; this is the net
   # under that net, so that pg_ctl can stop it.
   if [ -f "$work/freezable/postmaster.pid" ]; then
@@ -43,6 +48,15 @@ pg_start "$work/freezable" "$freezable_port" $fast max_connections=100
 export AUTHGATE_TEST_FREEZABLE_URL="postgres://postgres@127.0.0.1:$freezable_port/postgres"
 export AUTHGATE_TEST_FREEZABLE_DATA="$work/freezable"
 pg_log "freezable cluster on 127.0.0.1:$freezable_port"
+# PgBouncer in transaction pooling mode in front of the main cluster; every
+# database name routes, so the per-test databases do.
+# postgres://USER@HOST:PORT/DB (the form this script and the CI use).
+url_part() { printf '%s\n' "$DATABASE_URL" | sed -n "s|^postgres\(ql\)\{0,1\}://\([^@/]*\)@\([^:/]*\):\([0-9]*\)/.*|\\$1|p"; }
+pg_user=$(url_part 2); pg_host=$(url_part 3); pg_port=$(url_part 4)
+pgb_port=$(pg_free_port)
+pgb_start "$work/pgbouncer" "$pgb_port" "${pg_port:-5432}" "${pg_host:-127.0.0.1}" "${pg_user:-postgres}"
+export AUTHGATE_TEST_PGBOUNCER_URL="postgres://${pg_user:-postgres}@127.0.0.1:$pgb_port/postgres"
+pg_log "pgbouncer (transaction pooling) on 127.0.0.1:$pgb_port"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -92,13 +92,15 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             })?;
         }
         Command::Migrate => {
-            let applied = db::run_migrations(&mut db::connect(&settings.database)?)?;
+            let applied =
+                db::run_migrations(&mut db::connect(&settings.database)?, &settings.database)?;
             println!("migrations applied={applied}");
         }
         Command::Sweep { dry_run } => {
             let mut conn = db::connect(&settings.database)?;
+            let mut lock = db::connect(&settings.database)?;
             let lifetimes = sweeper::Lifetimes::of(&settings);
-            match sweeper::run_pass(&mut conn, &settings.sweeper, lifetimes, dry_run)? {
+            match sweeper::run_pass(&mut conn, &mut lock, &settings.sweeper, lifetimes, dry_run)? {
                 PassOutcome::Done(report) if dry_run => println!("dry-run {report}"),
                 PassOutcome::Done(report) => println!("{report}"),
                 PassOutcome::Skipped => println!("skipped: another sweeper pass is running"),

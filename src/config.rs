@@ -89,6 +89,11 @@ where
 #[derive(Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// A direct connection (not through a transaction pooler) for the
+    /// sessions that `LISTEN`: the revocation feed and the signing-key
+    /// reloader. Unset or empty: they use `url`.
+    #[serde(default)]
+    pub listen_url: Option<String>,
     pub pool_size: u32,
     /// How long a request waits for a pooled connection.
     pub connect_timeout_ms: u64,
@@ -100,11 +105,25 @@ pub struct DatabaseSettings {
     pub request_deadline_ms: u64,
 }
 
+impl DatabaseSettings {
+    /// The URL of the sessions that `LISTEN`: `listen_url`, or `url`.
+    pub fn listen_url(&self) -> &str {
+        match self.listen_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url,
+            _ => &self.url,
+        }
+    }
+}
+
 impl std::fmt::Debug for DatabaseSettings {
     // The URL may carry a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseSettings")
             .field("url", &"<redacted>")
+            .field(
+                "listen_url",
+                &self.listen_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
@@ -410,6 +429,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("server", "trusted_proxies"),
     ("server", "public_url"),
     ("database", "url"),
+    ("database", "listen_url"),
     ("database", "pool_size"),
     ("database", "connect_timeout_ms"),
     ("database", "statement_timeout_ms"),
@@ -516,6 +536,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.database.url, "postgres://c/d");
+    }
+
+    #[test]
+    fn listen_url_comes_from_its_variable_and_defaults_to_the_database_url() {
+        let s = load(&[("DATABASE_URL", "postgres://pooler/b")]).unwrap();
+        assert_eq!(s.database.listen_url(), "postgres://pooler/b");
+        let s = load(&[
+            ("DATABASE_URL", "postgres://pooler/b"),
+            ("AUTHGATE__DATABASE__LISTEN_URL", "postgres://direct/b"),
+        ])
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://pooler/b");
+        assert_eq!(s.database.listen_url(), "postgres://direct/b");
+        let s = load(&[
+            ("DATABASE_URL", "postgres://pooler/b"),
+            ("AUTHGATE__DATABASE__LISTEN_URL", " "),
+        ])
+        .unwrap();
+        assert_eq!(s.database.listen_url(), "postgres://pooler/b");
+        assert!(!format!("{:?}", s.database).contains("pooler"));
     }
 
     #[test]

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::connection::CacheSize;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::QueryResult;
+use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseSettings;
@@ -59,13 +62,26 @@ pub struct PooledPg {
     known_alive_at: u64,
 }
 
-/// Opens connections with libpq's client timeouts and sets the server-side
-/// deadlines on each: `statement_timeout` (a statement that runs too long
-/// is cancelled), `lock_timeout` (a statement waiting on a lock held by
-/// someone else gives up) and `idle_in_transaction_session_timeout`.
+impl std::ops::Deref for PooledPg {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.pg
+    }
+}
+
+impl std::ops::DerefMut for PooledPg {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.pg
+    }
+}
+
+/// Opens the pool's connections: [`establish`]ed (libpq's client timeouts,
+/// no named prepared statements), and nothing set on the session, since
+/// behind a transaction pooler a session setting would stay on a server
+/// connection that other clients get next. The server-side deadlines are
+/// defaults of the role in the database ([`apply_deadline_defaults`]).
 pub struct Manager {
     url: String,
-    settings: String,
 }
 
 impl ManageConnection for Manager {
@@ -73,14 +89,11 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PooledPg, Self::Error> {
-        use diesel::Connection;
         let known_alive_at = LOSSES.load(Ordering::Relaxed);
-        let mut pg = PgConnection::establish(&self.url).map_err(|err| {
+        let pg = establish(&self.url).map_err(|err| {
             note_connection_lost();
             diesel::r2d2::Error::ConnectionError(err)
         })?;
-        pg.batch_execute(&self.settings)
-            .map_err(diesel::r2d2::Error::QueryError)?;
         Ok(PooledPg { pg, known_alive_at })
     }
 
@@ -97,8 +110,30 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PooledPg) -> bool {
-        std::thread::panicking() || R2D2Connection::is_broken(&mut conn.pg)
+        if std::thread::panicking() || R2D2Connection::is_broken(&mut conn.pg) {
+            return true;
+        }
+        // Behind a transaction pooler, a notification meant for a session
+        // that LISTENs through it (a feed without `database.listen_url`)
+        // can reach whichever client that server connection serves; libpq
+        // would keep it forever. Reading what has arrived costs no round
+        // trip.
+        conn.pg.notifications_iter().any(|n| n.is_err())
     }
+}
+
+/// Opens one connection: libpq's client timeouts added to the URL
+/// ([`with_client_timeouts`]), and diesel's cache of named prepared
+/// statements off. Behind a transaction pooler a named statement prepared
+/// in one transaction is missing (or already exists) on the server
+/// connection of the next; unnamed statements are parsed, bound and run in
+/// one round trip (`PQsendQueryParams`), so this costs no round trip, only
+/// the server's parse and plan of each statement.
+pub fn establish(url: &str) -> diesel::ConnectionResult<PgConnection> {
+    use diesel::Connection;
+    let mut pg = PgConnection::establish(&with_client_timeouts(url))?;
+    pg.set_prepared_statement_cache_size(CacheSize::Disabled);
+    Ok(pg)
 }
 
 /// The URL with libpq's client-side timeouts added where it names none:
@@ -137,12 +172,7 @@ pub fn with_client_timeouts(url: &str) -> String {
 /// with 503 in well under 2 seconds rather than r2d2's default 30.
 pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, diesel::r2d2::PoolError> {
     let manager = Manager {
-        url: with_client_timeouts(&settings.url),
-        settings: format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}; \
-             SET idle_in_transaction_session_timeout = 10000",
-            settings.statement_timeout_ms, settings.lock_timeout_ms
-        ),
+        url: settings.url.clone(),
     };
     Pool::builder()
         .max_size(settings.pool_size)
@@ -155,21 +185,103 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, diesel::r2d2::P
 }
 
 /// One connection outside the pool, for the one-shot subcommands and
-/// migrations: libpq's client timeouts, no statement deadline (a migration
-/// may rewrite a large table).
+/// migrations ([`establish`]: it may go through a transaction pooler too).
 pub fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgConnection> {
-    use diesel::Connection;
-    PgConnection::establish(&with_client_timeouts(&settings.url))
-        .map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))
+    establish(&settings.url).map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))
 }
 
-/// Applies pending migrations; returns how many ran.
-pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<usize> {
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
-    Ok(applied.len())
+/// Applies pending migrations, then the deadlines of `settings` as defaults
+/// of the role in the database ([`apply_deadline_defaults`]); returns how
+/// many migrations ran. It all runs in one transaction, which lifts the
+/// deadlines for itself (`SET LOCAL`: a migration may rewrite a large
+/// table), so every migration must run in a transaction (diesel's default).
+pub fn run_migrations(
+    conn: &mut PgConnection,
+    settings: &DatabaseSettings,
+) -> anyhow::Result<usize> {
+    use diesel::Connection;
+    let applied = conn.transaction(|conn| -> anyhow::Result<usize> {
+        conn.batch_execute(
+            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; \
+                 SET LOCAL idle_in_transaction_session_timeout = 0",
+        )?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?
+            .len();
+        apply_deadline_defaults(conn, settings)?;
+        Ok(applied)
+    })?;
+    sync_session_with_defaults(conn, settings)?;
+    Ok(applied)
 }
+
+/// Longest a transaction may sit idle before PostgreSQL ends its session.
+pub const IDLE_IN_TRANSACTION_TIMEOUT_MS: u64 = 10_000;
+
+/// The server-side deadlines of SPEC 6, as PostgreSQL settings.
+fn deadline_settings(settings: &DatabaseSettings) -> [(&'static str, u64); 3] {
+    [
+        ("statement_timeout", settings.statement_timeout_ms),
+        ("lock_timeout", settings.lock_timeout_ms),
+        (
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        ),
+    ]
+}
+
+/// Makes the deadlines defaults of the current role in the current database
+/// (`ALTER ROLE CURRENT_USER IN DATABASE … SET`), so that every session it
+/// opens there starts with them: a direct connection, and each server
+/// connection that PgBouncer opens, whoever its client is. A value already
+/// stored is not written again (instances starting at once would otherwise
+/// update the same catalog row); an advisory lock serialises the check.
+/// Run in a transaction.
+fn apply_deadline_defaults(
+    conn: &mut PgConnection,
+    settings: &DatabaseSettings,
+) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(DEFAULTS_LOCK_KEY)
+        .execute(conn)?;
+    for (name, value) in deadline_settings(settings) {
+        // Numbers and fixed names only: nothing here comes from a client.
+        conn.batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (
+                   SELECT 1 FROM pg_db_role_setting s
+                     JOIN pg_database d ON d.oid = s.setdatabase
+                    WHERE d.datname = current_database()
+                      AND s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                      AND '{name}={value}' = ANY (s.setconfig)) THEN
+                 EXECUTE format('ALTER ROLE %I IN DATABASE %I SET {name} = {value}',
+                                current_user, current_database());
+               END IF;
+             END $$"
+        ))?;
+    }
+    Ok(())
+}
+
+/// Gives this session the values that the role defaults give new sessions.
+/// Behind a transaction pooler the server connection under it may have been
+/// opened before the defaults were written; setting them to what every new
+/// session starts with leaves it as a fresh one would be.
+fn sync_session_with_defaults(
+    conn: &mut PgConnection,
+    settings: &DatabaseSettings,
+) -> QueryResult<()> {
+    let sets: Vec<String> = deadline_settings(settings)
+        .iter()
+        .map(|(name, value)| format!("set_config('{name}', '{value}', false)"))
+        .collect();
+    conn.batch_execute(&format!("SELECT {}", sets.join(", ")))
+}
+
+/// The advisory-lock key under which the role defaults are written
+/// ("deadline" in ASCII).
+const DEFAULTS_LOCK_KEY: i64 = 0x6465_6164_6c69_6e65;
 
 /// Why blocking database work did not run: no connection could be had in
 /// time, the deadline passed, or the blocking task died. Callers see 503

@@ -57,7 +57,7 @@ impl Application {
         let key_schedule = KeySchedule::of(&settings);
         let (pool, revoked, hasher, ring) = db::spawn_blocking(move || -> anyhow::Result<_> {
             let mut conn = db::connect(&database)?;
-            let applied = db::run_migrations(&mut conn)?;
+            let applied = db::run_migrations(&mut conn, &database)?;
             let pool = db::build_pool(&database).context("cannot reach the database")?;
             if applied > 0 {
                 log::info!("applied {applied} migration(s)");
@@ -70,11 +70,11 @@ impl Application {
             Ok((pool, revoked, hasher, ring))
         })
         .await?;
-        spawn_listener(&settings.database.url, &revoked)?;
+        spawn_listener(settings.database.listen_url(), &revoked)?;
         let jwt = &settings.jwt;
         let keys = match ring {
             Some(ring) => {
-                signing_keys::spawn_refresher(&settings.database.url, &ring)?;
+                signing_keys::spawn_refresher(settings.database.listen_url(), &ring)?;
                 TokenKeys::with_ring(ring, &jwt.issuer, &jwt.audience)
             }
             None => TokenKeys::new(&jwt.secret, &jwt.issuer, &jwt.audience),

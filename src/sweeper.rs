@@ -3,8 +3,11 @@
 //! short batches found through indexes. The pass is a plain function, called
 //! by `authgate sweep` and by the schedule inside `serve`.
 //!
-//! A pass first takes a session-level advisory lock, so that only one pass
-//! runs at a time across every instance and cron. Each batch is one
+//! A pass first takes a transaction-scoped advisory lock on a second
+//! connection and holds that transaction open while it runs
+//! ([`while_holding_pass_lock`]), so that only one pass runs at a time
+//! across every instance and cron, through a transaction pooler too. Each
+//! batch is one
 //! auto-committed statement of at most `sweeper.batch_size` rows: no lock is
 //! held for long, and the work of a pass grows with the rows it removes, not
 //! with the size of the table. A spent (rotated) row is left until it
@@ -197,26 +200,106 @@ impl Horizons {
     }
 }
 
-/// Runs one pass on this connection. With `dry_run`, counts what a pass
-/// would remove and deletes nothing. Nothing a live access token may still
-/// need is removed (SPEC 5). Login failures that have left the limits'
-/// window go too (logged, not in the report's line).
+/// Runs one pass on `conn`, while `lock` (a second connection) holds the
+/// one-pass-at-a-time guarantee. With `dry_run`, counts what a pass would
+/// remove and deletes nothing. Nothing a live access token may still need
+/// is removed (SPEC 5). Login failures that have left the limits' window go
+/// too (logged, not in the report's line).
 pub fn run_pass(
     conn: &mut PgConnection,
+    lock: &mut PgConnection,
     settings: &SweeperSettings,
     lifetimes: Lifetimes,
     dry_run: bool,
 ) -> anyhow::Result<PassOutcome> {
     let started = Instant::now();
-    let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS flag")
-        .bind::<BigInt, _>(LOCK_KEY)
-        .get_result::<Flag>(conn)?
-        .flag;
-    if !locked {
+    let held = while_holding_pass_lock(lock, || run_pass_body(conn, settings, lifetimes, dry_run))?;
+    let Some(result) = held else {
         return Ok(PassOutcome::Skipped);
+    };
+    let mut report = result?;
+    report.took = started.elapsed();
+    Ok(PassOutcome::Done(report))
+}
+
+/// How often the transaction that holds the pass lock shows it is alive.
+const LOCK_HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long that transaction may go without a heartbeat before PostgreSQL
+/// ends it (and the lock with it): a holder frozen or cut off does not block
+/// passes for longer than this.
+pub const LOCK_HOLDER_IDLE_MS: u64 = 5_000;
+
+/// Runs `work` while holding the sweeper's lock: `pg_try_advisory_xact_lock`
+/// in a transaction of `lock` that stays open, pinged every
+/// [`LOCK_HEARTBEAT`] from a thread of its own, until `work` returns.
+/// `None`: another pass holds it, and `work` did not run.
+///
+/// Being transaction-scoped, the lock never outlives its transaction, so it
+/// holds through a transaction pooler (which keeps the transaction on one
+/// server connection) and is never left behind on a connection that another
+/// client gets next. A holder that crashes loses its connection and the
+/// lock at once; one that freezes (or whose pings stop arriving) is ended
+/// by `idle_in_transaction_session_timeout` after [`LOCK_HOLDER_IDLE_MS`].
+pub fn while_holding_pass_lock<T>(
+    lock: &mut PgConnection,
+    work: impl FnOnce() -> T,
+) -> anyhow::Result<Option<T>> {
+    let mut output = None;
+    let held = lock.transaction(|lock| -> QueryResult<()> {
+        diesel::sql_query(format!(
+            "SET LOCAL idle_in_transaction_session_timeout = {LOCK_HOLDER_IDLE_MS}"
+        ))
+        .execute(lock)?;
+        let taken = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS flag")
+            .bind::<BigInt, _>(LOCK_KEY)
+            .get_result::<Flag>(lock)?
+            .flag;
+        if !taken {
+            return Ok(());
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let pinged = std::thread::scope(|scope| {
+            let heartbeat = scope.spawn(move || keep_alive(lock, &stopped));
+            output = Some(work());
+            drop(stop);
+            heartbeat.join()
+        });
+        match pinged {
+            Ok(result) => result,
+            Err(_) => Err(diesel::result::Error::RollbackTransaction),
+        }
+    });
+    match (held, output) {
+        (Ok(()), output) => Ok(output),
+        // The work ran; only the lock's transaction failed (it was ended,
+        // or its connection lost), so the guarantee may have lapsed before
+        // the end of the pass.
+        (Err(err), Some(output)) => {
+            log::warn!("sweeper: the pass lock was lost during the pass: {err}");
+            Ok(Some(output))
+        }
+        (Err(err), None) => Err(err.into()),
     }
+}
+
+/// Pings the lock's transaction every [`LOCK_HEARTBEAT`] until told to stop.
+fn keep_alive(lock: &mut PgConnection, stopped: &std::sync::mpsc::Receiver<()>) -> QueryResult<()> {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(LOCK_HEARTBEAT) {
+        diesel::sql_query("SELECT 1").execute(lock)?;
+    }
+    Ok(())
+}
+
+/// What a pass does once it holds the lock.
+fn run_pass_body(
+    conn: &mut PgConnection,
+    settings: &SweeperSettings,
+    lifetimes: Lifetimes,
+    dry_run: bool,
+) -> anyhow::Result<SweepReport> {
     let horizons = Horizons::new(settings, lifetimes.access_ttl);
-    let result = if dry_run {
+    if dry_run {
         count(conn, horizons)
     } else {
         sweep(conn, horizons).and_then(|report| {
@@ -227,24 +310,11 @@ pub fn run_pass(
             }
             Ok(report)
         })
-    };
-    // A lost connection drops the lock and the setting with it, so errors
-    // here are moot; a pooled connection must not keep either.
-    let _ = diesel::sql_query("RESET synchronous_commit").execute(conn);
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1) AS flag")
-        .bind::<BigInt, _>(LOCK_KEY)
-        .get_result::<Flag>(conn);
-    let mut report = result?;
-    report.took = started.elapsed();
-    Ok(PassOutcome::Done(report))
+    }
 }
 
 fn sweep(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
-    // A delete lost in a crash is redone by the next pass, so the batches
-    // need not wait for their WAL to reach disk, and do not queue behind
-    // (or in front of) the commits of logins and reissues.
-    diesel::sql_query("SET synchronous_commit TO off").execute(conn)?;
     let mut emptied: HashSet<Uuid> = HashSet::new();
 
     let delete_expired = delete_expired_sql();
@@ -354,8 +424,10 @@ pub async fn scheduled_pass(
     lifetimes: Lifetimes,
     metrics: Arc<Metrics>,
 ) {
+    let lock_pool = pool.clone();
     let outcome: anyhow::Result<PassOutcome> = run_blocking_unbounded(&pool, move |conn| {
-        run_pass(conn, &settings, lifetimes, false)
+        let mut lock = lock_pool.get()?;
+        run_pass(conn, &mut lock, &settings, lifetimes, false)
     })
     .await;
     match &outcome {

@@ -16,7 +16,6 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -29,7 +28,7 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 /// How often it runs the catch-up query (which is also its heartbeat: the
 /// feed's lag is the time since the last one succeeded), and how far back
 /// that looks beyond the previous one.
-const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 const CATCH_UP_OVERLAP_SECS: i64 = 30;
 /// Past this lag the instance reports itself unready (SPEC 4.5).
 pub const MAX_FEED_LAG: Duration = Duration::from_secs(5);
@@ -128,12 +127,17 @@ impl RevokedSessions {
     }
 }
 
-/// Starts the listener thread on its own connection (libpq's client
-/// timeouts and keepalives added to the URL). It holds only a weak
+/// Starts the listener thread on its own connection to `database_url`
+/// (`database.listen_url`, or else `database.url`). It holds only a weak
 /// reference, and ends once the application that owns the set is gone.
+///
+/// Behind a transaction pooler (no `listen_url`) the `LISTEN` reaches a
+/// server connection that other clients get next, so notifications do not
+/// arrive here: revocations then travel only by the catch-up, every
+/// [`CATCH_UP_EVERY`].
 pub fn spawn_listener(database_url: &str, set: &Arc<RevokedSessions>) -> std::io::Result<()> {
     let weak = Arc::downgrade(set);
-    let url = crate::db::with_client_timeouts(database_url);
+    let url = database_url.to_owned();
     std::thread::Builder::new()
         .name("revocation-listener".into())
         .spawn(move || listen(&url, &weak))
@@ -162,10 +166,10 @@ fn listen_once(
     weak: &Weak<RevokedSessions>,
     backoff: &mut Duration,
 ) -> anyhow::Result<()> {
-    let mut conn = PgConnection::establish(database_url)?;
-    // A catch-up that a locked or slow server cannot answer gives up, and
-    // the connection is made again.
-    conn.batch_execute("SET statement_timeout = 2000; SET lock_timeout = 1000")?;
+    // A catch-up that a locked or slow server cannot answer gives up (the
+    // role's deadlines, `db::run_migrations`), and the connection is made
+    // again. Nothing is SET here: through a pooler it would stay behind.
+    let mut conn = crate::db::establish(database_url)?;
     diesel::sql_query(format!("LISTEN {REVOKED_CHANNEL}")).execute(&mut conn)?;
     let mut last_catch_up: Option<(Instant, DateTime<Utc>)> = None;
     loop {

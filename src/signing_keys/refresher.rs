@@ -13,7 +13,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::ring::{KeyRing, LoadError};
@@ -32,7 +31,7 @@ const BACKOFF_LAST: Duration = Duration::from_secs(5);
 /// and ends once the application that owns it is gone.
 pub fn spawn_refresher(database_url: &str, ring: &Arc<KeyRing>) -> std::io::Result<()> {
     let weak = Arc::downgrade(ring);
-    let url = crate::db::with_client_timeouts(database_url);
+    let url = database_url.to_owned();
     std::thread::Builder::new()
         .name("signing-keys".into())
         .spawn(move || refresh(&url, &weak))
@@ -69,8 +68,9 @@ fn refresh_once(
     weak: &Weak<KeyRing>,
     backoff: &mut Duration,
 ) -> anyhow::Result<()> {
-    let mut conn = PgConnection::establish(database_url)?;
-    conn.batch_execute("SET statement_timeout = 5000; SET lock_timeout = 5000")?;
+    // The role's deadlines apply (`db::run_migrations`); nothing is SET
+    // here, since through a pooler it would stay behind.
+    let mut conn = crate::db::establish(database_url)?;
     diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
     let mut last_check = None;
     let mut last_reload = Instant::now();

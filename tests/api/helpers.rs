@@ -22,6 +22,8 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub address: String,
+    /// The test's database on PostgreSQL itself (never through PgBouncer),
+    /// for looking at rows and holding locks.
     pub db_url: String,
     pub settings: Settings,
     pub client: reqwest::Client,
@@ -95,6 +97,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 /// [`spawn_app_with`] on another PostgreSQL server (`base` is a URL of any
 /// database there).
 pub async fn spawn_app_on(base: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db_url = create_database(base).await;
+    let mut settings = test_settings(&db_url);
+    tweak(&mut settings);
+    start(settings).await
+}
+
+/// Creates a fresh database on the server of `base`; returns its URL.
+async fn create_database(base: String) -> String {
     let name = format!("authgate_test_{}", Uuid::new_v4().simple());
     let db_url = with_database(&base, &name);
     tokio::task::spawn_blocking(move || {
@@ -105,9 +115,106 @@ pub async fn spawn_app_on(base: String, tweak: impl FnOnce(&mut Settings)) -> Te
     })
     .await
     .unwrap();
-    let mut settings = test_settings(&db_url);
-    tweak(&mut settings);
-    start(settings).await
+    db_url
+}
+
+/// The variable through which scripts/test.sh names its PgBouncer.
+pub const PGBOUNCER_VAR: &str = "AUTHGATE_TEST_PGBOUNCER_URL";
+
+/// The URL of the PgBouncer (transaction pooling) in front of
+/// `DATABASE_URL`'s server. Tests that need it fail without it, in CI and
+/// locally alike (saying how to get one): nothing is skipped.
+pub fn pgbouncer_url() -> String {
+    match std::env::var(PGBOUNCER_VAR) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "{PGBOUNCER_VAR} is unset{}: run the tests through scripts/test.sh, or start \
+             PgBouncer in transaction pooling mode in front of DATABASE_URL's server \
+             (`. scripts/pg.sh; . scripts/pgbouncer.sh; pgb_start DIR PORT PG_PORT`) and \
+             export {PGBOUNCER_VAR}=postgres://postgres@127.0.0.1:PORT/postgres",
+            if std::env::var_os("CI").is_some() {
+                " in CI"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// How the instances of a test reach PostgreSQL (SPEC 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// `database.url` is PostgreSQL itself.
+    Direct,
+    /// `database.url` is PgBouncer in transaction pooling mode, and
+    /// `database.listen_url` PostgreSQL itself.
+    Pooled,
+    /// `database.url` is PgBouncer, and no `database.listen_url`.
+    PooledWithoutListenUrl,
+}
+
+impl Setup {
+    /// A fresh database and the first instance on it, reaching it this way;
+    /// more instances start with [`start`] on a clone of its settings.
+    pub async fn spawn_with(self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let direct = create_database(base_url()).await;
+        let name = direct.rsplit_once('/').unwrap().1.to_owned();
+        let mut settings = test_settings(&direct);
+        match self {
+            Setup::Direct => {}
+            Setup::Pooled => {
+                settings.database.url = with_database(&pgbouncer_url(), &name);
+                settings.database.listen_url = Some(direct);
+            }
+            Setup::PooledWithoutListenUrl => {
+                settings.database.url = with_database(&pgbouncer_url(), &name);
+            }
+        }
+        tweak(&mut settings);
+        start(settings).await
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        self.spawn_with(|_| {}).await
+    }
+}
+
+/// Runs an `async fn body(setup: Setup)` as two tests, `direct` and
+/// `through_pgbouncer`, in a module named after the body: the same test
+/// with the instances on PostgreSQL, then behind PgBouncer.
+macro_rules! on_both_setups {
+    ($($body:ident),+ $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn direct() {
+                super::$body(crate::helpers::Setup::Direct).await
+            }
+
+            #[tokio::test]
+            async fn through_pgbouncer() {
+                super::$body(crate::helpers::Setup::Pooled).await
+            }
+        }
+    )+};
+}
+
+/// The URL of the test's database on PostgreSQL itself: `listen_url` when
+/// set, else `url` with PgBouncer's address swapped for the server's.
+fn direct_url(database: &authgate::config::DatabaseSettings) -> String {
+    if let Some(url) = database
+        .listen_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        return url.to_owned();
+    }
+    if let Ok(pooler) = std::env::var(PGBOUNCER_VAR) {
+        let (pooler_head, _) = pooler.rsplit_once('/').expect("a URL with a path");
+        if let Some(name) = database.url.strip_prefix(&format!("{pooler_head}/")) {
+            return with_database(&base_url(), name);
+        }
+    }
+    database.url.clone()
 }
 
 /// Starts the application with these settings (a second instance on the
@@ -128,7 +235,7 @@ pub async fn start_with_clock(settings: Settings, clock: Clock) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        db_url: settings.database.url.clone(),
+        db_url: direct_url(&settings.database),
         settings,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -151,7 +258,7 @@ impl TestApp {
 
     /// A direct connection to this test's database, for looking at rows.
     pub fn db(&self) -> PgConnection {
-        PgConnection::establish(&self.db_url).expect("connect to the test database")
+        authgate::db::establish(&self.db_url).expect("connect to the test database")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

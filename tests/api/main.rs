@@ -1,6 +1,7 @@
 //! Integration tests: the real HTTP application against a real PostgreSQL,
 //! one binary (one link step), one fresh database per test.
 
+#[macro_use]
 mod helpers;
 
 mod account_page;
@@ -19,6 +20,7 @@ mod me;
 mod oauth;
 mod openapi;
 mod outage;
+mod pooler;
 mod properties;
 mod ratelimit;
 mod reissue;

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with, start, TestApp, PASSWORD};
+use crate::helpers::{assert_error, spawn_app_with, start, Setup, TestApp, PASSWORD};
 
 const WRONG: &str = "wrong password!";
 
@@ -141,9 +141,16 @@ async fn forty_simultaneous_wrong_passwords_from_one_ip_check_only_the_limit() {
     assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
-#[tokio::test]
-async fn two_instances_count_against_the_same_limits() {
-    let one = spawn_app_with(|s| s.ratelimit.login_failures_per_email = 3).await;
+// Shared limits across instances, on PostgreSQL and behind PgBouncer.
+on_both_setups!(
+    two_instances_count_against_the_same_limits,
+    simultaneous_wrong_passwords_on_two_instances_check_only_the_limit,
+);
+
+async fn two_instances_count_against_the_same_limits(setup: Setup) {
+    let one = setup
+        .spawn_with(|s| s.ratelimit.login_failures_per_email = 3)
+        .await;
     let two = start(one.settings.clone()).await;
     let email = one.new_user().await;
     for _ in 0..3 {
@@ -159,9 +166,10 @@ async fn two_instances_count_against_the_same_limits() {
     assert_eq!(bcrypt_verifications(&two).await, 0);
 }
 
-#[tokio::test]
-async fn simultaneous_wrong_passwords_on_two_instances_check_only_the_limit() {
-    let one = spawn_app_with(|s| s.ratelimit.login_failures_per_email = 5).await;
+async fn simultaneous_wrong_passwords_on_two_instances_check_only_the_limit(setup: Setup) {
+    let one = setup
+        .spawn_with(|s| s.ratelimit.login_failures_per_email = 5)
+        .await;
     let two = start(one.settings.clone()).await;
     let email = one.new_user().await;
 

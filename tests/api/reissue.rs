@@ -6,8 +6,14 @@ use serde_json::json;
 
 use crate::helpers::{
     assert_bare_challenge, assert_error, assert_unauthorized, claims_of, spawn_app, spawn_app_with,
-    Pair,
+    start, Pair, Setup,
 };
+
+// Rotation races across instances, on PostgreSQL and behind PgBouncer.
+on_both_setups!(
+    concurrent_reissues_of_one_token_on_two_instances_let_exactly_one_succeed,
+    concurrent_reissues_on_two_instances_within_the_grace_all_get_the_same_token,
+);
 
 #[tokio::test]
 async fn reissue_rotates_the_refresh_token_and_returns_a_new_pair() {
@@ -171,4 +177,52 @@ async fn concurrent_reissues_of_one_token_without_grace_let_exactly_one_succeed(
     assert!(statuses
         .iter()
         .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED));
+}
+
+async fn concurrent_reissues_of_one_token_on_two_instances_let_exactly_one_succeed(setup: Setup) {
+    let one = setup.spawn_with(|s| s.sessions.reuse_grace_secs = 0).await;
+    let two = start(one.settings.clone()).await;
+    let (_, pair) = one.logged_in().await;
+
+    let attempts = (0..16).map(|i| {
+        let app = if i % 2 == 0 { &one } else { &two };
+        app.reissue(&pair.refresh)
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+
+    let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    // The losers were reuse: the session is revoked on both instances.
+    assert_unauthorized(two.reissue(&pair.refresh).await, "session_revoked").await;
+}
+
+async fn concurrent_reissues_on_two_instances_within_the_grace_all_get_the_same_token(
+    setup: Setup,
+) {
+    let one = setup.spawn_with(|s| s.sessions.reuse_grace_secs = 30).await;
+    let two = start(one.settings.clone()).await;
+    let (_, pair) = one.logged_in().await;
+
+    let attempts = (0..16).map(|i| {
+        let app = if i % 2 == 0 { &one } else { &two };
+        app.reissue(&pair.refresh)
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+
+    let mut tokens = std::collections::HashSet::new();
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        let pair = Pair::from_json(response.json().await.unwrap());
+        tokens.insert(pair.refresh);
+    }
+    assert_eq!(tokens.len(), 1, "the chain forked: {tokens:?}");
+    let next = tokens.into_iter().next().unwrap();
+    two.reissue_ok(&next).await;
 }

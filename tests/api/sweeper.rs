@@ -21,7 +21,15 @@ pub fn settings(batch_size: u32, retention_secs: u64) -> SweeperSettings {
 }
 
 pub fn pass(app: &TestApp, settings: &SweeperSettings) -> SweepReport {
-    match run_pass(&mut app.db(), settings, access_ttl(app), false).unwrap() {
+    match run_pass(
+        &mut app.db(),
+        &mut app.db(),
+        settings,
+        access_ttl(app),
+        false,
+    )
+    .unwrap()
+    {
         PassOutcome::Done(report) => report,
         PassOutcome::Skipped => panic!("the pass was skipped"),
     }
@@ -175,7 +183,14 @@ async fn a_dry_run_counts_and_deletes_nothing() {
     app.logged_in().await;
     age_tokens(&app, &old.session_id, TWO_WEEKS);
 
-    let outcome = run_pass(&mut app.db(), &settings(100, 3600), access_ttl(&app), true).unwrap();
+    let outcome = run_pass(
+        &mut app.db(),
+        &mut app.db(),
+        &settings(100, 3600),
+        access_ttl(&app),
+        true,
+    )
+    .unwrap();
 
     let PassOutcome::Done(report) = outcome else {
         panic!("skipped")
@@ -192,14 +207,28 @@ async fn a_second_concurrent_pass_skips() {
         .execute(&mut holder)
         .unwrap();
 
-    let outcome = run_pass(&mut app.db(), &settings(100, 3600), access_ttl(&app), false).unwrap();
+    let outcome = run_pass(
+        &mut app.db(),
+        &mut app.db(),
+        &settings(100, 3600),
+        access_ttl(&app),
+        false,
+    )
+    .unwrap();
 
     assert_eq!(outcome, PassOutcome::Skipped);
     diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK_KEY})"))
         .execute(&mut holder)
         .unwrap();
     assert!(matches!(
-        run_pass(&mut app.db(), &settings(100, 3600), access_ttl(&app), false).unwrap(),
+        run_pass(
+            &mut app.db(),
+            &mut app.db(),
+            &settings(100, 3600),
+            access_ttl(&app),
+            false
+        )
+        .unwrap(),
         PassOutcome::Done(_)
     ));
 }
