@@ -95,6 +95,15 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 /// [`spawn_app_with`] on another PostgreSQL server (`base` is a URL of any
 /// database there).
 pub async fn spawn_app_on(base: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let db_url = new_database(base).await;
+    let mut settings = test_settings(&db_url);
+    tweak(&mut settings);
+    start(settings).await
+}
+
+/// Creates a fresh, empty database (no migration run) on the server of
+/// `base`; returns its URL.
+pub async fn new_database(base: String) -> String {
     let name = format!("authgate_test_{}", Uuid::new_v4().simple());
     let db_url = with_database(&base, &name);
     tokio::task::spawn_blocking(move || {
@@ -105,9 +114,12 @@ pub async fn spawn_app_on(base: String, tweak: impl FnOnce(&mut Settings)) -> Te
     })
     .await
     .unwrap();
-    let mut settings = test_settings(&db_url);
-    tweak(&mut settings);
-    start(settings).await
+    db_url
+}
+
+/// The URL of the tests' PostgreSQL server (`DATABASE_URL`).
+pub fn test_server_url() -> String {
+    base_url()
 }
 
 /// Starts the application with these settings (a second instance on the

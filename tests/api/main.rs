@@ -17,6 +17,8 @@ mod me;
 mod oauth;
 mod openapi;
 mod outage;
+mod partitions;
+mod partitions_conversion;
 mod properties;
 mod ratelimit;
 mod reissue;

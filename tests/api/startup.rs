@@ -118,9 +118,9 @@ async fn every_table_and_column_has_a_comment_for_dbas() {
            FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE c.relkind IN ('r', 'v') AND c.relname NOT LIKE '\\_\\_diesel%'
+          WHERE c.relkind IN ('r', 'v', 'p') AND c.relname NOT LIKE '\\_\\_diesel%'
             AND obj_description(c.oid, 'pg_class') IS NULL
-             OR (a.attnum IS NOT NULL AND c.relkind IN ('r', 'v') AND n.nspname = 'public'
+             OR (a.attnum IS NOT NULL AND c.relkind IN ('r', 'v', 'p') AND n.nspname = 'public'
                  AND c.relname NOT LIKE '\\_\\_diesel%' AND col_description(c.oid, a.attnum) IS NULL)",
     )
     .load(&mut app.db())
