@@ -96,10 +96,14 @@ const NEEDED_BY_AN_ACCESS_TOKEN: &str = "
 /// left for the drop (one whose detach timed out is retried next pass). `id = ANY(ARRAY(…))` makes each deletion
 /// a primary-key look-up; a join (`USING`, `IN`) lets the planner pick a
 /// hash join with a sequential scan of the whole table instead.
+/// The range on `expires_at` outside keeps those look-ups to the partitions
+/// that can hold expired rows.
 fn delete_expired_sql() -> String {
     format!(
         "DELETE FROM refresh_tokens
-          WHERE id = ANY (ARRAY(
+          WHERE expires_at <= now()
+            AND expires_at >= coalesce($3, '-infinity'::timestamptz)
+            AND id = ANY (ARRAY(
                 SELECT r.id FROM refresh_tokens r
                  WHERE r.expires_at <= now()
                    AND r.expires_at >= coalesce($3, '-infinity'::timestamptz)
