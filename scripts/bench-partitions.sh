@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 . scripts/pg.sh
 
 ROWS=${1:-10000000}
-LIVE=1000000
+LIVE=${LIVE:-1000000}
 SESSIONS=2000
 WORKERS=${WORKERS:-4}
 pg_ensure_installed
@@ -58,7 +58,7 @@ BEGIN
      WHERE lower_bound = date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day';
     EXECUTE format('INSERT INTO %s (id, session_id, token_hash, issued_at, expires_at, spent_at)
       SELECT gen_random_uuid(), s.id, sha256((%L || g)::bytea),
-             %L::timestamptz - interval ''14 days'', %L::timestamptz + g * (interval ''86399 s'' / %s), %L::timestamptz - interval ''13 days''
+             %L::timestamptz - interval ''14 days'', %L::timestamptz + g * (interval ''86000 s'' / %s), %L::timestamptz - interval ''13 days''
         FROM generate_series(1, %s) g JOIN s ON s.n = g %% $SESSIONS',
       p, 'e' || d, date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day',
       date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day', per,
