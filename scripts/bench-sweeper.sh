@@ -42,6 +42,8 @@ fill_started=$(date +%s)
 psql -d bench <<SQL
 INSERT INTO users (id, email, email_canonical, password_hash)
 VALUES ('00000000-0000-0000-0000-000000000001', 'filler@example.org', 'filler@example.org', 'x');
+-- The partitions these rows would have been in, made back then.
+SELECT authgate_make_refresh_token_partitions(now() - interval '7 days', now());
 CREATE TEMP TABLE s AS
   SELECT gen_random_uuid() AS id, n FROM generate_series(0, $SESSIONS - 1) n;
 INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)

@@ -210,7 +210,7 @@ for rep in $(seq "$REPS"); do
 
   psql -d bench -c "INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at)
     SELECT md5(concat('pgbench-', $rep, '-', c, '-', 0))::uuid, md5(concat('pgbench-session-', c))::uuid,
-           sha256(convert_to(concat('pgbench-', $rep, '-', c, '-', 0), 'UTF8')), now(), now() + interval '14 days'
+           sha256(convert_to(concat('pgbench-', $rep, '-', c, '-', 0), 'UTF8')), now(), date_trunc('day', now(), 'UTC') + interval '14 days'
       FROM generate_series(0, $CONNS - 1) c"
   "$PGBENCH" -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$CONNS" -j "$THREADS" -T "$SECS" \
     -l --log-prefix="$work/pglog.$rep" \

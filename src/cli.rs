@@ -92,8 +92,9 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             })?;
         }
         Command::Migrate => {
-            let applied =
-                db::run_migrations(&mut db::connect(&settings.database)?, &settings.database)?;
+            let mut conn = db::connect(&settings.database)?;
+            let applied = db::run_migrations(&mut conn, &settings.database)?;
+            db::make_partitions_ahead(&mut conn, &settings)?;
             println!("migrations applied={applied}");
         }
         Command::Sweep { dry_run } => {

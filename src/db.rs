@@ -283,6 +283,26 @@ fn sync_session_with_defaults(
 /// ("deadline" in ASCII).
 const DEFAULTS_LOCK_KEY: i64 = 0x6465_6164_6c69_6e65;
 
+/// Makes the partitions of `refresh_tokens` ahead (see
+/// [`crate::partitions`]) for the configured lifetimes, after the migrations:
+/// `authgate migrate` and `serve` call it, as every sweeper pass does.
+pub fn make_partitions_ahead(
+    conn: &mut PgConnection,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<u32> {
+    let policy = settings.session_policy();
+    let made = crate::partitions::make_ahead(
+        conn,
+        Utc::now(),
+        policy.refresh_ttl.min(policy.max_lifetime),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot make the refresh_tokens partitions: {e}"))?;
+    if made > 0 {
+        log::info!("made {made} refresh_tokens partition(s) ahead");
+    }
+    Ok(made)
+}
+
 /// Why blocking database work did not run: no connection could be had in
 /// time, the deadline passed, or the blocking task died. Callers see 503
 /// `unavailable`.

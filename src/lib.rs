@@ -11,6 +11,7 @@ pub mod extract;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod partitions;
 pub mod ratelimit;
 pub mod routes;
 pub mod schema;

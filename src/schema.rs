@@ -10,7 +10,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    refresh_tokens (id) {
+    refresh_tokens (id, expires_at) {
         id -> Uuid,
         session_id -> Uuid,
         token_hash -> Bytea,

@@ -55,9 +55,11 @@ impl Application {
         let bcrypt_runs = metrics.bcrypt_runs.clone();
         let jwt = settings.jwt.clone();
         let key_schedule = KeySchedule::of(&settings);
+        let settings_for_partitions = settings.clone();
         let (pool, revoked, hasher, ring) = db::spawn_blocking(move || -> anyhow::Result<_> {
             let mut conn = db::connect(&database)?;
             let applied = db::run_migrations(&mut conn, &database)?;
+            db::make_partitions_ahead(&mut conn, &settings_for_partitions)?;
             let pool = db::build_pool(&database).context("cannot reach the database")?;
             if applied > 0 {
                 log::info!("applied {applied} migration(s)");

@@ -6,9 +6,12 @@
 //! A pass first takes a transaction-scoped advisory lock on a second
 //! connection and holds that transaction open while it runs
 //! ([`while_holding_pass_lock`]), so that only one pass runs at a time
-//! across every instance and cron, through a transaction pooler too. Each
-//! batch is one
-//! auto-committed statement of at most `sweeper.batch_size` rows: no lock is
+//! across every instance and cron, through a transaction pooler too. It
+//! then makes the partitions of `refresh_tokens` ahead and drops the ones
+//! whose day has ended (see [`crate::partitions`]): that is where most
+//! expired rows go, at a cost that does not grow with them. What is left
+//! (expired rows of partitions that cannot be dropped yet) goes row by row:
+//! each batch is one auto-committed statement of at most `sweeper.batch_size` rows: no lock is
 //! held for long, and the work of a pass grows with the rows it removes, not
 //! with the size of the table. A spent (rotated) row is left until it
 //! expires, because reuse detection needs it.
@@ -18,12 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Double, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::config::SweeperSettings;
 use crate::db::{run_blocking_unbounded, DbPool};
 use crate::metrics::Metrics;
+use crate::partitions;
 
 /// The advisory-lock key of the sweeper ("authgate" in ASCII).
 pub const LOCK_KEY: i64 = 0x6175_7468_6761_7465;
@@ -90,15 +94,21 @@ const NEEDED_BY_AN_ACCESS_TOKEN: &str = "
                    AND s.last_used_at > now() - make_interval(secs => $2))";
 
 /// Deletes one batch of expired rows, oldest first, through
-/// `refresh_tokens_expires_at_idx`. `id = ANY(ARRAY(…))` makes each deletion
+/// `refresh_tokens_expires_at_idx`, above $3: rows below it are in partitions
+/// left for the drop (one whose detach timed out is retried next pass). `id = ANY(ARRAY(…))` makes each deletion
 /// a primary-key look-up; a join (`USING`, `IN`) lets the planner pick a
 /// hash join with a sequential scan of the whole table instead.
+/// The range on `expires_at` outside keeps those look-ups to the partitions
+/// that can hold expired rows.
 fn delete_expired_sql() -> String {
     format!(
         "DELETE FROM refresh_tokens
-          WHERE id = ANY (ARRAY(
+          WHERE expires_at <= now()
+            AND expires_at >= coalesce($3, '-infinity'::timestamptz)
+            AND id = ANY (ARRAY(
                 SELECT r.id FROM refresh_tokens r
                  WHERE r.expires_at <= now()
+                   AND r.expires_at >= coalesce($3, '-infinity'::timestamptz)
                    AND NOT ({NEEDED_BY_AN_ACCESS_TOKEN})
                  ORDER BY r.expires_at
                  LIMIT $1
@@ -160,15 +170,24 @@ const DELETE_ENDED_SESSIONS: &str = "
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
     pub access_ttl: Duration,
+    /// `sessions.reuse_grace_secs`: a repeat within it gets a new access
+    /// token beside an old refresh token.
+    pub reuse_grace: Duration,
+    /// The longest a refresh token lives: its TTL, capped by the session's
+    /// lifetime. Partitions are made ahead for it.
+    pub token_lifetime: Duration,
     pub login_window: Duration,
 }
 
 impl Lifetimes {
     pub fn of(settings: &crate::config::Settings) -> Lifetimes {
+        let policy = settings.session_policy();
         Lifetimes {
-            access_ttl: settings
-                .session_policy()
-                .access_ttl
+            access_ttl: policy.access_ttl.to_std().unwrap_or_default(),
+            reuse_grace: policy.reuse_grace.to_std().unwrap_or_default(),
+            token_lifetime: policy
+                .refresh_ttl
+                .min(policy.max_lifetime)
                 .to_std()
                 .unwrap_or_default(),
             login_window: Duration::from_secs(settings.ratelimit.window_secs),
@@ -186,12 +205,22 @@ struct Horizons {
     /// How long revoked rows and sessions stay: the retention, but never
     /// less than the access lifetime.
     keep_revoked: f64,
+    /// How long after the end of its range a partition stays: no access
+    /// token issued with one of its rows is alive by then.
+    keep_partition: chrono::Duration,
+    token_lifetime: chrono::Duration,
 }
 
 impl Horizons {
-    fn new(settings: &SweeperSettings, access_ttl: Duration) -> Horizons {
-        let access_ttl = access_ttl.as_secs_f64();
+    fn new(settings: &SweeperSettings, lifetimes: Lifetimes) -> Horizons {
+        let chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(crate::config::LONGEST);
+        let keep_partition = chrono(lifetimes.access_ttl)
+            + chrono(lifetimes.reuse_grace)
+            + crate::partitions::CLOCK_MARGIN;
+        let access_ttl = lifetimes.access_ttl.as_secs_f64();
         Horizons {
+            keep_partition,
+            token_lifetime: chrono(lifetimes.token_lifetime),
             batch: i64::from(settings.batch_size.max(1)),
             pause: Duration::from_millis(settings.batch_pause_ms),
             access_ttl,
@@ -298,7 +327,7 @@ fn run_pass_body(
     lifetimes: Lifetimes,
     dry_run: bool,
 ) -> anyhow::Result<SweepReport> {
-    let horizons = Horizons::new(settings, lifetimes.access_ttl);
+    let horizons = Horizons::new(settings, lifetimes);
     if dry_run {
         count(conn, horizons)
     } else {
@@ -317,11 +346,20 @@ fn sweep(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
     let mut emptied: HashSet<Uuid> = HashSet::new();
 
+    partitions::make_ahead_in_pass(conn, h.token_lifetime)?;
+    let dropped = partitions::drop_ended(conn, h.keep_partition, h.batch, |conn, ids| {
+        delete_emptied_sessions(conn, ids, h)
+    })?;
+    report.expired = dropped.rows;
+    report.sessions = dropped.sessions;
+
+    let boundary = partitions::drop_boundary(conn, h.keep_partition)?;
     let delete_expired = delete_expired_sql();
-    report.expired = drain(conn, h, &mut emptied, |conn| {
+    report.expired += drain(conn, h, &mut emptied, |conn| {
         diesel::sql_query(&delete_expired)
             .bind::<BigInt, _>(h.batch)
             .bind::<Double, _>(h.access_ttl)
+            .bind::<Nullable<Timestamptz>, _>(boundary)
             .load(conn)
     })?;
     report.revoked = drain(conn, h, &mut emptied, |conn| {
@@ -332,10 +370,7 @@ fn sweep(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
     })?;
     let candidates: Vec<Uuid> = emptied.into_iter().collect();
     for chunk in candidates.chunks(h.batch as usize) {
-        report.sessions += diesel::sql_query(DELETE_EMPTIED_SESSIONS)
-            .bind::<Array<SqlUuid>, _>(chunk)
-            .bind::<Double, _>(h.keep_revoked)
-            .execute(conn)? as u64;
+        report.sessions += delete_emptied_sessions(conn, chunk, h)?;
     }
     for (sql, horizon) in [
         (DELETE_REVOKED_SESSIONS, Some(h.keep_revoked)),
@@ -354,6 +389,14 @@ fn sweep(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
         }
     }
     Ok(report)
+}
+
+fn delete_emptied_sessions(conn: &mut PgConnection, ids: &[Uuid], h: Horizons) -> QueryResult<u64> {
+    diesel::sql_query(DELETE_EMPTIED_SESSIONS)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Double, _>(h.keep_revoked)
+        .execute(conn)
+        .map(|n| n as u64)
 }
 
 /// Runs one batch `delete` after another, pausing between them, until a
@@ -377,25 +420,34 @@ fn drain(
     }
 }
 
-/// What a pass would remove, counted without deleting. Every query takes
-/// the access lifetime as $1 and the revoked retention as $2.
+/// What a pass would remove, counted without deleting: the rows of the
+/// partitions it would drop as [`partitions::count_rows`] counts them, the
+/// rest exactly. Every query takes the access lifetime as $1, the revoked
+/// retention as $2 and the drop boundary as $3.
 fn count(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
+    let mut dropped = 0;
+    for partition in partitions::droppable(conn, h.keep_partition)? {
+        dropped += partitions::count_rows(conn, &partition.name)?;
+    }
+    let boundary = partitions::drop_boundary(conn, h.keep_partition)?;
     let mut n = |sql: &str| -> anyhow::Result<u64> {
         let count: Count = diesel::sql_query(sql)
             .bind::<Double, _>(h.access_ttl)
             .bind::<Double, _>(h.keep_revoked)
+            .bind::<Nullable<Timestamptz>, _>(boundary)
             .get_result(conn)?;
         Ok(count.n.max(0) as u64)
     };
     let needed = NEEDED_BY_AN_ACCESS_TOKEN.replace("$2", "$1");
     let expired = format!(
         "SELECT count(*) AS n FROM refresh_tokens r
-          WHERE r.expires_at <= now() AND NOT ({needed}) AND $2::float8 IS NOT NULL"
+          WHERE r.expires_at <= now() AND NOT ({needed}) AND $2::float8 IS NOT NULL
+            AND r.expires_at >= coalesce($3, '-infinity'::timestamptz)"
     );
     let revoked = "SELECT count(*) AS n FROM refresh_tokens r
           WHERE NOT (r.expires_at <= now())
             AND r.revoked_at <= now() - make_interval(secs => $2)
-            AND $1::float8 IS NOT NULL";
+            AND $1::float8 IS NOT NULL AND ($3::timestamptz IS NULL OR true)";
     // Sessions past their end, or left with no row and not a revoked
     // session still within the retention.
     let sessions = format!(
@@ -406,10 +458,11 @@ fn count(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
                      SELECT 1 FROM refresh_tokens r
                       WHERE r.session_id = s.id
                         AND NOT (r.expires_at <= now() AND NOT ({needed}))
-                        AND NOT coalesce(r.revoked_at <= now() - make_interval(secs => $2), false)))"
+                        AND NOT coalesce(r.revoked_at <= now() - make_interval(secs => $2), false)))
+             OR ($3::timestamptz IS NULL AND false)"
     );
     Ok(SweepReport {
-        expired: n(&expired)?,
+        expired: dropped + n(&expired)?,
         revoked: n(revoked)?,
         sessions: n(&sessions)?,
         took: Duration::ZERO,

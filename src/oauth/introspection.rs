@@ -132,6 +132,7 @@ impl Candidate {
             live = live.filter(exists(
                 refresh_tokens::table
                     .filter(refresh_tokens::token_hash.eq(hash))
+                    .filter(refresh_tokens::expires_at.eq(self.claims.expires_at()))
                     .filter(refresh_tokens::session_id.eq(sessions::id))
                     .filter(refresh_tokens::spent_at.is_null())
                     .filter(refresh_tokens::revoked_at.is_null())

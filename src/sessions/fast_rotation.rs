@@ -5,7 +5,8 @@
 //! The statement carries out the `Rotate` verdict of [`super::judge`] only
 //! when every precondition of that verdict holds in the database at that
 //! moment: the session is ours, live and not revoked, the presented row is
-//! current (unspent, unrevoked, unexpired), and nothing would differ from the
+//! current (unspent, unrevoked, unexpired; found by its hash and its `exp`,
+//! the partition key, so that one partition is read), and nothing would differ from the
 //! slow path (the user's roles are those of the presented token, and the
 //! session ends after the new token would). Anything else, including a
 //! concurrent rotation that got there first, matches no row, and the caller
@@ -32,7 +33,7 @@ const ROTATE: &str = "
     ), spent AS (
         UPDATE refresh_tokens r SET spent_at = $3
           FROM session s
-         WHERE r.token_hash = $4 AND r.session_id = s.id
+         WHERE r.token_hash = $4 AND r.expires_at = $10 AND r.session_id = s.id
            AND r.spent_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > $3
            AND EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.roles = $8)
         RETURNING r.session_id
@@ -78,18 +79,24 @@ pub fn rotate_in_one_statement(
         session_end: DateTime::<Utc>::MAX_UTC,
     };
     let minted = issuer.mint_refresh(&subject, now);
-    let rotated: Option<Rotated> = diesel::sql_query(ROTATE)
-        .bind::<SqlUuid, _>(session_id)
-        .bind::<SqlUuid, _>(user_id)
-        .bind::<Timestamptz, _>(now)
-        .bind::<diesel::sql_types::Bytea, _>(presented)
-        .bind::<SqlUuid, _>(minted.id)
-        .bind::<Timestamptz, _>(minted.expires_at)
-        .bind::<diesel::sql_types::Bytea, _>(&minted.hash)
-        .bind::<Array<Text>, _>(&claims.roles)
-        .bind::<Timestamptz, _>(crate::db::commit_by())
-        .get_result(conn)
-        .optional()?;
+    // Should no partition take the new row yet, nothing happened: the
+    // partition is made and the statement sent again.
+    let rotated: Option<Rotated> =
+        crate::partitions::with_partition_for(conn, minted.expires_at, |conn| {
+            diesel::sql_query(ROTATE)
+                .bind::<SqlUuid, _>(session_id)
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<Timestamptz, _>(now)
+                .bind::<diesel::sql_types::Bytea, _>(presented)
+                .bind::<SqlUuid, _>(minted.id)
+                .bind::<Timestamptz, _>(minted.expires_at)
+                .bind::<diesel::sql_types::Bytea, _>(&minted.hash)
+                .bind::<Array<Text>, _>(&claims.roles)
+                .bind::<Timestamptz, _>(crate::db::commit_by())
+                .bind::<Timestamptz, _>(claims.expires_at())
+                .get_result(conn)
+                .optional()
+        })?;
     Ok(rotated.map(|row| {
         let subject = Subject {
             email: &row.email,

@@ -152,25 +152,45 @@ pub struct NewRefreshToken<'a> {
 }
 
 impl NewRefreshToken<'_> {
+    /// Inserts the row, in a savepoint of the caller's transaction: if no
+    /// partition takes its `expires_at` yet, that day's is made and the
+    /// insert retried (see [`crate::partitions::with_partition_for`]).
     pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<()> {
-        diesel::insert_into(refresh_tokens::table)
-            .values(self)
-            .execute(conn)
-            .map(drop)
+        crate::partitions::with_partition_for(conn, self.expires_at, |conn| {
+            conn.transaction(|conn| {
+                diesel::insert_into(refresh_tokens::table)
+                    .values(self)
+                    .execute(conn)
+            })
+        })
+        .map(drop)
     }
 }
 
 impl RefreshToken {
-    /// The look-up of reissue, through the unique index on `token_hash`.
+    /// The look-up of reissue and logout, through the unique index on
+    /// `(token_hash, expires_at)`: `expires_at` is the token's `exp`, which
+    /// the row stores as it is, so PostgreSQL reads one partition. A row
+    /// whose `expires_at` was changed by hand is still found by its hash
+    /// alone, in every partition (a second query, only on a miss).
     pub fn find_by_hash(
         conn: &mut PgConnection,
         hash: &TokenHash,
+        expires_at: DateTime<Utc>,
     ) -> QueryResult<Option<RefreshToken>> {
-        refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(hash))
-            .select(RefreshToken::as_select())
+        let by_hash = || {
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(hash))
+                .select(RefreshToken::as_select())
+        };
+        match by_hash()
+            .filter(refresh_tokens::expires_at.eq(expires_at))
             .first(conn)
-            .optional()
+            .optional()?
+        {
+            Some(row) => Ok(Some(row)),
+            None => by_hash().first(conn).optional(),
+        }
     }
 
     /// The session's current token: the one issued last and not yet spent.
@@ -188,8 +208,8 @@ impl RefreshToken {
             .optional()
     }
 
-    pub fn mark_spent(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> QueryResult<()> {
-        diesel::update(refresh_tokens::table.find(id))
+    pub fn mark_spent(&self, conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<()> {
+        diesel::update(refresh_tokens::table.find((self.id, self.expires_at)))
             .set(refresh_tokens::spent_at.eq(now))
             .execute(conn)
             .map(drop)

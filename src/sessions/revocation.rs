@@ -239,16 +239,16 @@ impl Revocations {
         let claims = keys.verify(refresh, TokenKind::Refresh)?.claims;
         let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
         let hash = TokenHash::of(refresh);
-        self.transaction(
-            move |conn, revoker| match RefreshToken::find_by_hash(conn, &hash)? {
+        self.transaction(move |conn, revoker| {
+            match RefreshToken::find_by_hash(conn, &hash, claims.expires_at())? {
                 Some(row) if row.session_id == sid && row.revoked_at.is_none() => {
                     revoker.end(conn, &[sid], reason)?;
                     Ok(())
                 }
                 Some(row) if row.session_id == sid => Err(ApiError::SessionRevoked),
                 _ => Err(ApiError::InvalidToken),
-            },
-        )
+            }
+        })
         .await
     }
 

@@ -146,7 +146,7 @@ pub fn reissue(
         return refuse(ApiError::InvalidToken);
     };
     let now = clock.now();
-    let row = RefreshToken::find_by_hash(conn, presented)?;
+    let row = RefreshToken::find_by_hash(conn, presented, claims.expires_at())?;
     let Some(row) = row.filter(|r| r.session_id == session.id && session.user_id == user_id) else {
         // Signed by us but unknown: its session was deleted, or the row swept.
         return refuse(if session.revoked_at.is_some() {
@@ -203,7 +203,7 @@ fn rotate(
     spent: &RefreshToken,
     now: DateTime<Utc>,
 ) -> Result<ReissueOutcome, ApiError> {
-    RefreshToken::mark_spent(conn, spent.id, now)?;
+    spent.mark_spent(conn, now)?;
     let subject = Subject::of(user, session);
     let minted = issuer.mint_refresh(&subject, now);
     minted.row(session.id).insert(conn)?;

@@ -38,6 +38,13 @@ impl Claims {
         now >= self.exp
     }
 
+    /// `exp` as a time: for a refresh token, the `expires_at` of its row
+    /// (the partition key of `refresh_tokens`).
+    pub fn expires_at(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(self.exp, 0)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    }
+
     pub fn user_id(&self) -> Option<Uuid> {
         Uuid::parse_str(&self.sub).ok()
     }

@@ -97,14 +97,15 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 /// [`spawn_app_with`] on another PostgreSQL server (`base` is a URL of any
 /// database there).
 pub async fn spawn_app_on(base: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let db_url = create_database(base).await;
+    let db_url = new_database(base).await;
     let mut settings = test_settings(&db_url);
     tweak(&mut settings);
     start(settings).await
 }
 
-/// Creates a fresh database on the server of `base`; returns its URL.
-async fn create_database(base: String) -> String {
+/// Creates a fresh, empty database (no migration run) on the server of
+/// `base`; returns its URL.
+pub async fn new_database(base: String) -> String {
     let name = format!("authgate_test_{}", Uuid::new_v4().simple());
     let db_url = with_database(&base, &name);
     tokio::task::spawn_blocking(move || {
@@ -157,7 +158,7 @@ impl Setup {
     /// A fresh database and the first instance on it, reaching it this way;
     /// more instances start with [`start`] on a clone of its settings.
     pub async fn spawn_with(self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let direct = create_database(base_url()).await;
+        let direct = new_database(base_url()).await;
         let name = direct.rsplit_once('/').unwrap().1.to_owned();
         let mut settings = test_settings(&direct);
         match self {
@@ -215,6 +216,11 @@ fn direct_url(database: &authgate::config::DatabaseSettings) -> String {
         }
     }
     database.url.clone()
+}
+
+/// The URL of the tests' PostgreSQL server (`DATABASE_URL`).
+pub fn test_server_url() -> String {
+    base_url()
 }
 
 /// Starts the application with these settings (a second instance on the

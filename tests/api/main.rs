@@ -20,6 +20,8 @@ mod me;
 mod oauth;
 mod openapi;
 mod outage;
+mod partitions;
+mod partitions_conversion;
 mod pooler;
 mod properties;
 mod ratelimit;

@@ -118,9 +118,9 @@ async fn every_table_and_column_has_a_comment_for_dbas() {
            FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE c.relkind IN ('r', 'v') AND c.relname NOT LIKE '\\_\\_diesel%'
+          WHERE c.relkind IN ('r', 'v', 'p') AND c.relname NOT LIKE '\\_\\_diesel%'
             AND obj_description(c.oid, 'pg_class') IS NULL
-             OR (a.attnum IS NOT NULL AND c.relkind IN ('r', 'v') AND n.nspname = 'public'
+             OR (a.attnum IS NOT NULL AND c.relkind IN ('r', 'v', 'p') AND n.nspname = 'public'
                  AND c.relname NOT LIKE '\\_\\_diesel%' AND col_description(c.oid, a.attnum) IS NULL)",
     )
     .load(&mut app.db())
@@ -135,13 +135,15 @@ struct Count {
     n: i64,
 }
 
+/// The hash leads the unique index (SPEC 4.2); the partition key follows,
+/// since a partitioned table's unique keys must include it.
 #[tokio::test]
 async fn reissue_finds_the_row_through_the_unique_hash_index() {
     let app = spawn_app().await;
     let mut conn = app.db();
     let unique: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM pg_indexes
-          WHERE tablename = 'refresh_tokens' AND indexdef LIKE 'CREATE UNIQUE INDEX % (token_hash)'",
+          WHERE tablename = 'refresh_tokens' AND indexdef LIKE 'CREATE UNIQUE INDEX % (token_hash, expires_at)'",
     )
     .get_result(&mut conn)
     .unwrap();

@@ -41,8 +41,17 @@ pub fn access_ttl(app: &TestApp) -> authgate::sweeper::Lifetimes {
 
 /// Moves the session (its login, last use and end) and its refresh tokens
 /// `secs` seconds into the past, as if they had been issued that long ago.
+/// The partitions those rows would have been in are made first, as they
+/// would have been made ahead back then.
 pub fn age_tokens(app: &TestApp, session: &str, secs: i64) {
     let mut conn = app.db();
+    let now = chrono::Utc::now();
+    authgate::partitions::make(
+        &mut conn,
+        now - chrono::Duration::seconds(secs),
+        now + chrono::Duration::days(1),
+    )
+    .unwrap();
     for sql in [
         "UPDATE refresh_tokens
             SET issued_at = issued_at - make_interval(secs => $2),

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Partition-drop benchmark (not a test; SPEC 9): fills refresh_tokens with
+# ROWS expired rows (default 10,000,000) in the partitions of five past days
+# (INSERT … generate_series straight into them) beside 1,000,000 live ones
+# over 2,000 sessions, measures reissue latency under load before a pass,
+# then runs one pass (`authgate sweep`) under the same load and reports its
+# duration and the reissue p50/p99 during it. It also prints the bytes per
+# row and per index entry of the filled table (for docs/capacity.md).
+#
+#   bash scripts/bench-partitions.sh [ROWS]
+#
+# It runs its own PostgreSQL 15 (default settings, fsync on) on a free port
+# and the release binary on 127.0.0.1, and stops both at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/pg.sh
+
+ROWS=${1:-10000000}
+LIVE=${LIVE:-1000000}
+SESSIONS=2000
+WORKERS=${WORKERS:-4}
+pg_ensure_installed
+work=$(mktemp -d /tmp/authgate-bench.XXXXXX); chmod 755 "$work"
+server_pid=""; load_pid=""
+cleanup() {
+  [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null || true
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  pg_stop "$work/data"; rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --locked --quiet --bin authgate --example reissue_load
+port=$(pg_free_port)
+pg_start "$work/data" "$port" max_connections=100
+psql() { "$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+psql -d postgres -c "CREATE DATABASE bench"
+export DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench"
+export RUST_LOG=warn
+target/release/authgate migrate >/dev/null
+
+echo "filling: $ROWS expired rows (5 past days) + $LIVE live rows over $SESSIONS sessions"
+fill_started=$(date +%s)
+psql -d bench <<SQL
+INSERT INTO users (id, email, email_canonical, password_hash)
+VALUES ('00000000-0000-0000-0000-000000000001', 'filler@example.org', 'filler@example.org', 'x');
+CREATE TEMP TABLE s AS
+  SELECT gen_random_uuid() AS id, n FROM generate_series(0, $SESSIONS - 1) n;
+INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at)
+  SELECT id, '00000000-0000-0000-0000-000000000001', now() - interval '20 days', now(), now() + interval '10 days' FROM s;
+-- The partitions of the five past days, made back then.
+SELECT authgate_make_refresh_token_partitions(date_trunc('day', now(), 'UTC') - interval '7 days', date_trunc('day', now(), 'UTC') - interval '2 days');
+-- Rotated tokens, long expired: one partition (day) at a time, straight into it.
+DO \$\$
+DECLARE d integer; p regclass; per bigint := $ROWS / 5;
+BEGIN
+  FOR d IN 0 .. 4 LOOP
+    SELECT partition INTO p FROM authgate_refresh_token_partitions()
+     WHERE lower_bound = date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day';
+    EXECUTE format('INSERT INTO %s (id, session_id, token_hash, issued_at, expires_at, spent_at)
+      SELECT gen_random_uuid(), s.id, sha256((%L || g)::bytea),
+             %L::timestamptz - interval ''14 days'', %L::timestamptz + g * (interval ''86000 s'' / %s), %L::timestamptz - interval ''13 days''
+        FROM generate_series(1, %s) g JOIN s ON s.n = g %% $SESSIONS',
+      p, 'e' || d, date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day',
+      date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day', per,
+      date_trunc('day', now(), 'UTC') - (7 - d) * interval '1 day', per);
+  END LOOP;
+END
+\$\$;
+INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at, spent_at)
+  SELECT gen_random_uuid(), s.id, sha256(('l' || g)::bytea),
+         now() - interval '1 day', now() + interval '13 days', now() - interval '1 day'
+    FROM generate_series(1, $LIVE) g JOIN s ON s.n = g % $SESSIONS;
+VACUUM ANALYZE;
+SQL
+echo "filled in $(( $(date +%s) - fill_started )) s"
+echo
+echo "sizes (all partitions): rows, heap bytes/row, then bytes/row of each index"
+psql -d bench <<'SQL'
+WITH parts AS (SELECT partition FROM authgate_refresh_token_partitions()),
+     n AS (SELECT count(*) AS rows FROM refresh_tokens)
+SELECT 'rows=' || n.rows,
+       'heap=' || round(sum(pg_relation_size(p.partition))::numeric / n.rows, 1) || ' B/row',
+       'indexes=' || round(sum(pg_indexes_size(p.partition))::numeric / n.rows, 1) || ' B/row',
+       'total=' || pg_size_pretty(sum(pg_total_relation_size(p.partition)))
+  FROM parts p, n GROUP BY n.rows;
+SELECT regexp_replace(i.indexrelid::regclass::text, '^refresh_tokens_p[0-9]+_', '') AS index,
+       round(sum(pg_relation_size(i.indexrelid))::numeric / (SELECT count(*) FROM refresh_tokens), 1) AS bytes_per_row
+  FROM pg_index i JOIN authgate_refresh_token_partitions() p ON p.partition = i.indrelid
+ GROUP BY 1 ORDER BY 1;
+SQL
+
+http_port=$(pg_free_port)
+AUTHGATE__SERVER__BIND=127.0.0.1:$http_port AUTHGATE__SWEEPER__SCHEDULE="0 0 0 1 1 *" target/release/authgate serve 2>"$work/server.log" &
+server_pid=$!
+base=http://127.0.0.1:$http_port
+for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
+curl -sf -XPOST "$base/auth/signup" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.org","password":"bench-password"}' >/dev/null
+
+stats() { # file from_us to_us -> "n=… p50=…ms p99=…ms errors=…"
+  python3 - "$@" <<'PY'
+import sys
+path, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+lat, errors = [], 0
+for line in open(path):
+    at, us, status = line.split()
+    if lo <= int(at) <= hi:
+        lat.append(int(us))
+        errors += status != "200"
+lat.sort()
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000 if lat else float("nan")
+print(f"n={len(lat)} p50={q(0.50):.2f}ms p99={q(0.99):.2f}ms errors={errors}")
+PY
+}
+now_us() { python3 -c 'import time; print(int(time.time() * 1e6))'; }
+
+echo
+echo "load: $WORKERS workers rotating their own refresh-token chains"
+target/release/examples/reissue_load "$base" bench@example.org bench-password "$WORKERS" 120 >"$work/load.txt" &
+load_pid=$!
+sleep 2
+before_from=$(now_us); sleep 10; before_to=$(now_us)
+sweep_from=$(now_us)
+pass=$(RUST_LOG=info target/release/authgate sweep 2>"$work/sweep.log")
+sweep_to=$(now_us)
+sleep 1
+kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; load_pid=""
+
+echo
+echo "sweep pass:          $pass"
+echo "reissue before pass: $(stats "$work/load.txt" "$before_from" "$before_to")"
+echo "reissue during pass: $(stats "$work/load.txt" "$sweep_from" "$sweep_to")"
+echo "rows left:           $(psql -d bench -c "SELECT count(*) FROM refresh_tokens") (live rows plus the load's chains)"
+echo "partitions left:     $(psql -d bench -c "SELECT count(*) FROM authgate_refresh_token_partitions()")"
+echo "the pass said:";  sed "s/^/    /" "$work/sweep.log"
