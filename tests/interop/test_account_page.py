@@ -24,7 +24,7 @@ import uuid
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -74,7 +74,12 @@ class Page:
 
     def wait(self, condition, message):
         try:
-            return WebDriverWait(self.driver, WAIT_SECS).until(lambda _: condition(), message)
+            # The page re-renders its list when an answer comes in: an
+            # element read half-way through such a render is stale, and the
+            # condition is simply asked again.
+            return WebDriverWait(
+                self.driver, WAIT_SECS, ignored_exceptions=(StaleElementReferenceException,)
+            ).until(lambda _: condition(), message)
         except TimeoutException:
             self.screenshot("timeout")
             raise AssertionError(f"{message}; the page says {self.status()!r}") from None
@@ -123,8 +128,15 @@ class Page:
         ]
 
     def wait_for_sessions(self, count):
-        self.wait(lambda: len(self.sessions()) == count, f"the page never listed {count} session(s)")
-        return self.sessions()
+        # What the condition read: reading again could meet a re-render.
+        seen = []
+
+        def listed():
+            seen[:] = self.sessions()
+            return len(seen) == count
+
+        self.wait(listed, f"the page never listed {count} session(s)")
+        return list(seen)
 
     # What the browser holds.
 
