@@ -32,7 +32,10 @@ trap cleanup EXIT
 cargo build --release --locked --quiet --bin authgate --example reissue_load
 port=$(pg_free_port)
 pg_start "$work/data" "$port" max_connections=100
-psql() { "$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+# The fills run for minutes: past the deadlines that migrate makes role
+# defaults of this database (database.statement_timeout_ms and the rest).
+psql() { PGOPTIONS="-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0" \
+  "$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 psql -d postgres -c "CREATE DATABASE bench"
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench"
 export RUST_LOG=warn

@@ -199,6 +199,12 @@ impl Browsers {
         self.refresh_cookie("", 0)
     }
 
+    /// Whether any origin besides this server's own may call with
+    /// credentials, i.e. whether CORS is needed at all.
+    pub fn allows_other_origins(&self) -> bool {
+        !self.allowed.is_empty()
+    }
+
     /// The CORS middleware: credentials for the allowed origins (this
     /// server's own origin needs none), nothing for any other.
     pub fn cors(&self) -> Cors {
