@@ -2,22 +2,11 @@
 //! SPEC 8): the file under its media type, with the security and caching
 //! headers that every one of them carries, and the 304 of a revalidation.
 
-use utoipa::openapi::header::{Header, HeaderBuilder};
+use super::responses::string_header;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, RefOr};
 use utoipa::ToResponse;
-
-fn string_header(pattern: &str, description: &str) -> Header {
-    HeaderBuilder::new()
-        .schema(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(pattern)),
-        )
-        .description(Some(description))
-        .build()
-}
 
 /// The headers of every answer of the page's files, 304 included.
 fn with_headers(mut response: ResponseBuilder) -> ResponseBuilder {

@@ -2,9 +2,8 @@
 //! body of `/oauth/*` and the responses those operations share. Their codes
 //! are the RFC's, not the closed set of SPEC 3.
 
-use utoipa::openapi::header::{Header, HeaderBuilder};
+use super::responses::string_header;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{ToResponse, ToSchema};
 
@@ -29,28 +28,17 @@ pub struct OAuthErrorBody {
     error_description: String,
 }
 
-fn pattern_header(pattern: &str, description: &str) -> Header {
-    HeaderBuilder::new()
-        .schema(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(pattern)),
-        )
-        .description(Some(description))
-        .build()
-}
-
 /// RFC 6749 §5.1's `Cache-Control: no-store` and `Pragma: no-cache`, on
 /// every answer of `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`.
 fn no_store(mut response: ResponseBuilder) -> ResponseBuilder {
     response = response
         .header(
             "Cache-Control",
-            pattern_header("^no-store$", "no-store (RFC 6749 5.1)"),
+            string_header("^no-store$", "no-store (RFC 6749 5.1)"),
         )
         .header(
             "Pragma",
-            pattern_header("^no-cache$", "no-cache (RFC 6749 5.1)"),
+            string_header("^no-cache$", "no-cache (RFC 6749 5.1)"),
         );
     response
 }
@@ -92,7 +80,7 @@ oauth_response!(
     OAuthInvalidClient,
     error("`invalid_client`: missing or wrong client credentials (HTTP Basic)").header(
         "WWW-Authenticate",
-        pattern_header("^Basic( |$)", "the HTTP Basic challenge")
+        string_header("^Basic( |$)", "the HTTP Basic challenge")
     )
 );
 

@@ -25,8 +25,9 @@ fn error(description: &str, headers: Vec<(&str, Header)>) -> RefOr<Response> {
     response.build().into()
 }
 
-/// A string header whose value matches `pattern`.
-fn string_header(pattern: &str, description: &str) -> Header {
+/// A string header whose value matches `pattern` (every response component
+/// of this document spells its headers with it).
+pub(crate) fn string_header(pattern: &str, description: &str) -> Header {
     HeaderBuilder::new()
         .schema(
             ObjectBuilder::new()
