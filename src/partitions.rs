@@ -14,6 +14,8 @@
 //! retried at the next pass. Nothing here sets anything on the session, so
 //! it all works through a transaction pooler.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -284,6 +286,7 @@ pub fn drop_ended(
         }
     }
     for partition in droppable(conn, keep)? {
+        let started = Instant::now();
         let sql = format!(
             "ALTER TABLE refresh_tokens DETACH PARTITION {} CONCURRENTLY",
             partition.name
@@ -291,9 +294,16 @@ pub fn drop_ended(
         if !ddl_outside_transaction(conn, &sql)? {
             break;
         }
+        log::info!(
+            "sweeper: detached {} in {} ms",
+            partition.name,
+            started.elapsed().as_millis()
+        );
     }
     for table in detached(conn)? {
+        let started = Instant::now();
         let rows = count_rows(conn, &table)?;
+        let counted = started.elapsed();
         let mut after = Uuid::nil();
         loop {
             let ids = sessions_of(conn, &table, after, batch)?;
@@ -304,10 +314,19 @@ pub fn drop_ended(
                 break;
             }
         }
+        let handed_over = started.elapsed();
         if !ddl(conn, &format!("DROP TABLE {table}"))? {
             break;
         }
-        log::info!("sweeper: dropped {table} (about {rows} expired rows)");
+        // Each step's time, so that a slow drop says where it went.
+        log::info!(
+            "sweeper: dropped {table} (about {rows} expired rows) in {} ms: count {} ms, \
+             sessions {} ms, drop {} ms",
+            started.elapsed().as_millis(),
+            counted.as_millis(),
+            (handed_over - counted).as_millis(),
+            (started.elapsed() - handed_over).as_millis()
+        );
         dropped.partitions += 1;
         dropped.rows += rows;
     }
