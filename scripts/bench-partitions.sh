@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg.sh
+# shellcheck source=scripts/bench/load.sh
+. scripts/bench/load.sh
 
 ROWS=${1:-10000000}
 LIVE=${LIVE:-1000000}
@@ -92,42 +94,18 @@ SELECT regexp_replace(i.indexrelid::regclass::text, '^refresh_tokens_p[0-9]+_', 
  GROUP BY 1 ORDER BY 1;
 SQL
 
-http_port=$(pg_free_port)
-AUTHGATE__SERVER__BIND=127.0.0.1:$http_port AUTHGATE__SWEEPER__SCHEDULE="0 0 0 1 1 *" target/release/authgate serve 2>"$work/server.log" &
-server_pid=$!
-base=http://127.0.0.1:$http_port
-for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
-curl -sf -XPOST "$base/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.org","password":"bench-password"}' >/dev/null
-
-stats() { # file from_us to_us -> "n=… p50=…ms p99=…ms errors=…"
-  python3 - "$@" <<'PY'
-import sys
-path, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-lat, errors = [], 0
-for line in open(path):
-    at, us, status = line.split()
-    if lo <= int(at) <= hi:
-        lat.append(int(us))
-        errors += status != "200"
-lat.sort()
-q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000 if lat else float("nan")
-print(f"n={len(lat)} p50={q(0.50):.2f}ms p99={q(0.99):.2f}ms errors={errors}")
-PY
-}
-now_us() { python3 -c 'import time; print(int(time.time() * 1e6))'; }
+start_server
 
 echo
 echo "load: $WORKERS workers rotating their own refresh-token chains"
-target/release/examples/reissue_load "$base" bench@example.org bench-password "$WORKERS" 120 >"$work/load.txt" &
-load_pid=$!
+start_load "$WORKERS"
 sleep 2
 before_from=$(now_us); sleep 10; before_to=$(now_us)
 sweep_from=$(now_us)
 pass=$(RUST_LOG=info target/release/authgate sweep 2>"$work/sweep.log")
 sweep_to=$(now_us)
 sleep 1
-kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; load_pid=""
+stop_load
 
 echo
 echo "sweep pass:          $pass"
