@@ -4,7 +4,10 @@
 # (INSERT … generate_series straight into them) beside 1,000,000 live ones
 # over 2,000 sessions, measures reissue latency under load before a pass,
 # then runs one pass (`authgate sweep`) under the same load and reports its
-# duration and the reissue p50/p99 during it. It also prints the bytes per
+# duration and the reissue p50/p99 during it; then, as a bare baseline
+# under the same load, the file system alone freeing the same bytes (files
+# of the dropped tables' sizes truncated one after another, which is what
+# DROP TABLE does at commit: scripts/bench/truncate.py). It also prints the bytes per
 # row and per index entry of the filled table (for docs/capacity.md).
 #
 #   bash scripts/bench-partitions.sh [ROWS]
@@ -76,7 +79,12 @@ INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at, s
          now() - interval '1 day', now() + interval '13 days', now() - interval '1 day'
     FROM generate_series(1, $LIVE) g JOIN s ON s.n = g % $SESSIONS;
 VACUUM ANALYZE;
+CHECKPOINT;
 SQL
+# The partitions a pass drops ended days ago: their pages were written out
+# long before. Just filled, they are still being written back, and a
+# truncate waits for that.
+sync
 echo "filled in $(( $(date +%s) - fill_started )) s"
 echo
 echo "sizes (all partitions): rows, heap bytes/row, then bytes/row of each index"
@@ -94,6 +102,14 @@ SELECT regexp_replace(i.indexrelid::regclass::text, '^refresh_tokens_p[0-9]+_', 
  GROUP BY 1 ORDER BY 1;
 SQL
 
+# The files of the partitions the pass will drop (heap and indexes), for
+# the bare baseline below.
+sizes=$(psql -d bench -c "SELECT pg_relation_size(r.oid)
+  FROM authgate_refresh_token_partitions() p,
+       LATERAL (SELECT p.partition::oid AS oid
+                UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = p.partition) r
+ WHERE p.upper_bound <= now() - interval '2 days'" | tr '\n' ' ')
+
 start_server
 
 echo
@@ -105,12 +121,22 @@ sweep_from=$(now_us)
 pass=$(RUST_LOG=info target/release/authgate sweep 2>"$work/sweep.log")
 sweep_to=$(now_us)
 sleep 1
+# The bare baseline, under the same load: the file system alone freeing the
+# bytes of the dropped tables (files of the same sizes, truncated one after
+# another, as DROP TABLE does at commit).
+coproc BARE { python3 scripts/bench/truncate.py "$work/bare" $sizes; }
+read -r _ <&"${BARE[0]}"
+sleep 2
+bare_from=$(now_us); echo go >&"${BARE[1]}"; read -r bare <&"${BARE[0]}"; bare_to=$(now_us)
+sleep 1
 stop_load
 
 echo
 echo "sweep pass:          $pass"
 echo "reissue before pass: $(stats "$work/load.txt" "$before_from" "$before_to")"
 echo "reissue during pass: $(stats "$work/load.txt" "$sweep_from" "$sweep_to")"
+echo "bare baseline:       $bare (the file system alone, same bytes)"
+echo "reissue during it:   $(stats "$work/load.txt" "$bare_from" "$bare_to")"
 echo "rows left:           $(psql -d bench -c "SELECT count(*) FROM refresh_tokens") (live rows plus the load's chains)"
 echo "partitions left:     $(psql -d bench -c "SELECT count(*) FROM authgate_refresh_token_partitions()")"
 echo "the pass said:";  sed "s/^/    /" "$work/sweep.log"

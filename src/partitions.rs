@@ -48,9 +48,14 @@ pub const CLOCK_MARGIN: Duration = Duration::seconds(60);
 /// it, so the wait is what a reissue could stall at worst.
 pub const DDL_LOCK_TIMEOUT_MS: u64 = 200;
 
-/// Rows of a dropped partition are counted exactly up to this many; beyond,
-/// PostgreSQL's estimate is reported (see [`count_rows`]).
-pub const COUNT_CAP: i64 = 100_000;
+/// The rows of a dropped partition of at most this many pages (16 MiB at
+/// the default 8 kB pages: some 125,000 rows of this schema) are counted
+/// exactly; beyond, PostgreSQL's estimate is reported (see [`count_rows`]).
+pub const EXACT_COUNT_PAGES: f64 = 2048.0;
+
+/// About how many pages [`count_rows`] reads to estimate the rows of a
+/// large table that PostgreSQL has no statistics of yet.
+pub const SAMPLE_PAGES: f64 = 256.0;
 
 /// One partition of `refresh_tokens`.
 #[derive(Debug, Clone, QueryableByName)]
@@ -222,32 +227,49 @@ pub fn droppable(conn: &mut PgConnection, keep: Duration) -> QueryResult<Vec<Par
 }
 
 /// How many rows a table holds, at a cost that does not grow with them:
-/// exact up to [`COUNT_CAP`]; beyond, PostgreSQL's estimate as the planner
-/// makes it (`reltuples / relpages` × the pages the table has now), or, for a
-/// table never vacuumed nor analyzed, the density of its first
-/// [`COUNT_CAP`] + 1 rows × its pages.
+/// exact while the table has at most [`EXACT_COUNT_PAGES`] pages; beyond,
+/// PostgreSQL's estimate as the planner makes it (`reltuples / relpages` ×
+/// the pages the table has now) or, for a table never vacuumed nor
+/// analyzed, the density of a sample of about [`SAMPLE_PAGES`] of its pages
+/// (`TABLESAMPLE SYSTEM`) × its pages. Either reads a bounded number of
+/// pages, however many million rows the table has.
 pub fn count_rows(conn: &mut PgConnection, table: &str) -> QueryResult<u64> {
+    #[derive(QueryableByName)]
+    struct Stats {
+        #[diesel(sql_type = Double)]
+        pages: f64,
+        #[diesel(sql_type = Double)]
+        reltuples: f64,
+        #[diesel(sql_type = Double)]
+        relpages: f64,
+    }
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let n: N = diesel::sql_query(format!(
-        "SELECT (CASE
-                   WHEN s.n <= $1 THEN s.n
-                   WHEN c.reltuples >= 0 AND c.relpages > 0
-                     THEN c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8)
-                   ELSE s.n::float8 / greatest(s.pages, 1)
-                        * (pg_relation_size(c.oid) / current_setting('block_size')::float8)
-                 END)::bigint AS n
-           FROM pg_class c,
-                (SELECT count(*) AS n, count(DISTINCT (ctid::text::point)[0]) AS pages
-                   FROM (SELECT ctid FROM {table} LIMIT $1 + 1) t) s
-          WHERE c.oid = '{table}'::regclass"
+    let stats: Stats = diesel::sql_query(format!(
+        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::float8 AS pages,
+                c.reltuples::float8 AS reltuples, c.relpages::float8 AS relpages
+           FROM pg_class c WHERE c.oid = '{table}'::regclass"
     ))
-    .bind::<BigInt, _>(COUNT_CAP)
     .get_result(conn)?;
-    Ok(n.n.max(0) as u64)
+    let estimate = if stats.pages <= EXACT_COUNT_PAGES {
+        let n: N =
+            diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result(conn)?;
+        return Ok(n.n.max(0) as u64);
+    } else if stats.reltuples >= 0.0 && stats.relpages > 0.0 {
+        stats.reltuples / stats.relpages * stats.pages
+    } else {
+        let percent = (100.0 * SAMPLE_PAGES / stats.pages).min(100.0);
+        let n: N = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {table} TABLESAMPLE SYSTEM ($1) REPEATABLE (0)"
+        ))
+        .bind::<Double, _>(percent)
+        .get_result(conn)?;
+        n.n as f64 * 100.0 / percent
+    };
+    Ok(estimate.round().max(0.0) as u64)
 }
 
 /// What dropping partitions removed.
@@ -261,14 +283,24 @@ pub struct Dropped {
     pub sessions: u64,
 }
 
+/// At most this many detached tables are counted and have their sessions
+/// walked together (one statement names them all): a backlog of many days
+/// goes in a few rounds of bounded size.
+pub const DROP_AT_ONCE: usize = 32;
+
 /// Detaches the partitions whose range ended more than `keep` ago, then
 /// drops every detached one: a detach interrupted earlier is finished first
 /// (`FINALIZE`), and a table detached by an earlier pass that failed before
-/// its drop is dropped now. Before a table goes, `emptied` is handed its
-/// sessions, `batch` at a time, to delete those left with no rows (a detached
-/// table's rows are no longer in `refresh_tokens`). A statement that does not
-/// get its lock within [`DDL_LOCK_TIMEOUT_MS`] ends the dropping for this
-/// pass (logged; the next pass retries), and the pass goes on.
+/// its drop is dropped now. Before the tables go, `emptied` is handed their
+/// sessions, `batch` at a time and each once however many of the tables
+/// have rows of it, to delete those left with no rows (a detached table's
+/// rows are no longer in `refresh_tokens`). The tables then go one after
+/// another, a `DROP TABLE` each: the drop's time is the file system's
+/// freeing of the table's files, which stalls the disk's other writes (the
+/// WAL's among them) while it lasts, and side by side drops make those
+/// stalls longer (measured: `scripts/bench-partitions.sh`). A statement that does not get its lock within
+/// [`DDL_LOCK_TIMEOUT_MS`] ends the dropping for this pass (logged; the
+/// next pass retries), and the pass goes on.
 pub fn drop_ended(
     conn: &mut PgConnection,
     keep: Duration,
@@ -300,13 +332,16 @@ pub fn drop_ended(
             started.elapsed().as_millis()
         );
     }
-    for table in detached(conn)? {
+    for tables in detached(conn)?.chunks(DROP_AT_ONCE) {
         let started = Instant::now();
-        let rows = count_rows(conn, &table)?;
+        let rows = tables
+            .iter()
+            .map(|table| count_rows(conn, table))
+            .collect::<QueryResult<Vec<u64>>>()?;
         let counted = started.elapsed();
         let mut after = Uuid::nil();
         loop {
-            let ids = sessions_of(conn, &table, after, batch)?;
+            let ids = sessions_of(conn, tables, after, batch)?;
             let Some(last) = ids.last() else { break };
             after = *last;
             dropped.sessions += emptied(conn, &ids)?;
@@ -315,20 +350,39 @@ pub fn drop_ended(
             }
         }
         let handed_over = started.elapsed();
-        if !ddl(conn, &format!("DROP TABLE {table}"))? {
-            break;
+        let mut gone = Vec::with_capacity(tables.len());
+        for table in tables {
+            let went = ddl(conn, &format!("DROP TABLE {table}"))?;
+            gone.push(went);
+            if !went {
+                break;
+            }
         }
         // Each step's time, so that a slow drop says where it went.
         log::info!(
-            "sweeper: dropped {table} (about {rows} expired rows) in {} ms: count {} ms, \
-             sessions {} ms, drop {} ms",
+            "sweeper: dropped {} of {} detached table(s) (about {} expired rows) in {} ms: \
+             count {} ms, sessions {} ms, drop {} ms",
+            gone.iter().filter(|g| **g).count(),
+            tables.len(),
+            rows.iter()
+                .zip(&gone)
+                .filter(|(_, g)| **g)
+                .map(|(n, _)| n)
+                .sum::<u64>(),
             started.elapsed().as_millis(),
             counted.as_millis(),
             (handed_over - counted).as_millis(),
             (started.elapsed() - handed_over).as_millis()
         );
-        dropped.partitions += 1;
-        dropped.rows += rows;
+        for (n, gone) in rows.iter().zip(&gone) {
+            if *gone {
+                dropped.partitions += 1;
+                dropped.rows += n;
+            }
+        }
+        if gone.contains(&false) {
+            break;
+        }
     }
     Ok(dropped)
 }
@@ -386,12 +440,14 @@ fn detached(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
     Ok(names.into_iter().map(|n| n.name).collect())
 }
 
-/// Up to `limit` distinct session ids of a (detached) table above `after`,
-/// in order: one descent of its `session_id` index per session (a skip
-/// scan), so the cost grows with the sessions, not with their rows.
+/// Up to `limit` distinct session ids above `after` of some (detached)
+/// tables, in order and each once: one descent of each table's `session_id`
+/// index per session (a skip scan, merged with `least`, which skips the
+/// tables that have no more), so the cost grows with the sessions, not with
+/// their rows.
 fn sessions_of(
     conn: &mut PgConnection,
-    table: &str,
+    tables: &[String],
     after: Uuid,
     limit: i64,
 ) -> QueryResult<Vec<Uuid>> {
@@ -400,14 +456,27 @@ fn sessions_of(
         #[diesel(sql_type = SqlUuid)]
         session_id: Uuid,
     }
+    let next_after = |bound: &str| {
+        let each: Vec<String> = tables
+            .iter()
+            .map(|table| {
+                format!(
+                    "(SELECT t.session_id FROM {table} t \
+                     WHERE t.session_id > {bound} \
+                     ORDER BY t.session_id LIMIT 1)"
+                )
+            })
+            .collect();
+        format!("least({})", each.join(", "))
+    };
     let ids: Vec<Id> = diesel::sql_query(format!(
-        "WITH RECURSIVE ids AS (
-             (SELECT session_id FROM {table} WHERE session_id > $1 ORDER BY session_id LIMIT 1)
+        "WITH RECURSIVE ids(session_id) AS (
+             SELECT {}
              UNION ALL
-             SELECT (SELECT t.session_id FROM {table} t
-                      WHERE t.session_id > ids.session_id ORDER BY t.session_id LIMIT 1)
-               FROM ids WHERE ids.session_id IS NOT NULL)
-         SELECT session_id FROM ids WHERE session_id IS NOT NULL LIMIT $2"
+             SELECT {} FROM ids WHERE ids.session_id IS NOT NULL)
+         SELECT session_id FROM ids WHERE session_id IS NOT NULL LIMIT $2",
+        next_after("$1::uuid"),
+        next_after("ids.session_id"),
     ))
     .bind::<SqlUuid, _>(after)
     .bind::<BigInt, _>(limit)

@@ -35,9 +35,7 @@ fn assert_covered(parts: &[Partition], from: chrono::DateTime<Utc>, until: chron
 /// A session of a new user whose only rows are `n` tokens that expired
 /// `days_ago` days ago (in that day's partition, made for them), all by SQL.
 fn expired_session(app: &TestApp, n: i64, days_ago: i64) -> String {
-    let mut conn = app.db();
     let expired = day(-days_ago);
-    partitions::make(&mut conn, expired, expired + chrono::Duration::seconds(1)).unwrap();
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = Text)]
@@ -52,20 +50,29 @@ fn expired_session(app: &TestApp, n: i64, days_ago: i64) -> String {
          RETURNING id::text AS id",
     )
     .bind::<Timestamptz, _>(expired)
-    .get_result(&mut conn)
+    .get_result(&mut app.db())
     .unwrap();
+    add_expired_rows(app, &session.id, n, days_ago);
+    session.id
+}
+
+/// Adds `n` rows to `session` that expired `days_ago` days ago (in that
+/// day's partition, made for them): a chain of rotated tokens and its last.
+fn add_expired_rows(app: &TestApp, session: &str, n: i64, days_ago: i64) {
+    let mut conn = app.db();
+    let expired = day(-days_ago);
+    partitions::make(&mut conn, expired, expired + chrono::Duration::seconds(1)).unwrap();
     diesel::sql_query(
         "INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at, spent_at)
-         SELECT gen_random_uuid(), $1::uuid, sha256(($1 || g)::bytea), $2 - interval '1 day', $2,
+         SELECT gen_random_uuid(), $1::uuid, sha256(($1 || $2 || g)::bytea), $2 - interval '1 day', $2,
                 CASE WHEN g < $3 THEN $2 - interval '1 hour' END
            FROM generate_series(1, $3) g",
     )
-    .bind::<Text, _>(&session.id)
+    .bind::<Text, _>(session)
     .bind::<Timestamptz, _>(expired)
     .bind::<diesel::sql_types::Integer, _>(n as i32)
     .execute(&mut conn)
     .unwrap();
-    session.id
 }
 
 fn exists(app: &TestApp, table: &str) -> bool {
@@ -147,6 +154,98 @@ async fn a_pass_drops_a_partition_whose_day_ended_counts_its_rows_and_deletes_th
     let gone = format!("SELECT count(*) AS n FROM sessions WHERE id = '{old}'");
     assert_eq!(count(&app, &gone), 0);
     app.reissue_ok(&live.refresh).await;
+}
+
+#[tokio::test]
+async fn a_pass_drops_every_ended_partition_and_hands_each_session_over_once_whatever_the_batch() {
+    let app = spawn_app().await;
+    // Sessions with rows in several of the days that ended, and one of them
+    // still has a live token: it stays, with its rows in live partitions.
+    let (_, live) = app.logged_in().await;
+    let live_session = count(&app, "SELECT count(*) AS n FROM sessions");
+    assert_eq!(live_session, 1);
+    let across = expired_session(&app, 4, 3);
+    add_expired_rows(&app, &across, 5, 4);
+    add_expired_rows(&app, &across, 6, 5);
+    let alone = expired_session(&app, 2, 5);
+    let mut more = Vec::new();
+    for days_ago in [3, 4] {
+        more.push(expired_session(&app, 1, days_ago));
+    }
+    let ended: Vec<Partition> = [3, 4, 5].map(|d| partition_of_day(&app, d)).to_vec();
+
+    for batch in [1, 100] {
+        let report = pass(&app, &settings(batch, 3600));
+        if batch == 1 {
+            assert_eq!(
+                (report.expired, report.sessions),
+                (4 + 5 + 6 + 2 + 1 + 1, 4)
+            );
+        } else {
+            assert_eq!(
+                (report.expired, report.sessions),
+                (0, 0),
+                "a second pass: nothing left"
+            );
+        }
+    }
+    for partition in &ended {
+        assert!(
+            !exists(&app, &partition.name),
+            "{} still exists",
+            partition.name
+        );
+    }
+    for id in [&across, &alone, &more[0], &more[1]] {
+        let gone = format!("SELECT count(*) AS n FROM sessions WHERE id = '{id}'");
+        assert_eq!(count(&app, &gone), 0, "session {id} stays");
+    }
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM sessions"), 1);
+    app.reissue_ok(&live.refresh).await;
+}
+
+#[tokio::test]
+async fn rows_are_counted_exactly_in_a_small_table_and_estimated_from_few_pages_in_a_large_one() {
+    let app = spawn_app().await;
+    let mut conn = app.db();
+    let make = |conn: &mut PgConnection, table: &str, rows: i64| {
+        diesel::sql_query(format!(
+            "CREATE TABLE {table} AS SELECT g AS n, repeat('x', 120) AS pad FROM generate_series(1, {rows}) g"
+        ))
+        .execute(conn)
+        .unwrap();
+    };
+    make(&mut conn, "small_one", 1_234);
+    assert_eq!(
+        partitions::count_rows(&mut conn, "small_one").unwrap(),
+        1_234
+    );
+
+    // 160,000 rows of some 160 bytes: 3,300 pages, past the exact count.
+    let rows = 160_000.0;
+    make(&mut conn, "large_one", rows as i64);
+    let pages = count(
+        &app,
+        "SELECT (pg_relation_size('large_one') / 8192)::bigint AS n",
+    ) as f64;
+    assert!(pages > partitions::EXACT_COUNT_PAGES, "{pages} pages");
+    let within = |estimate: u64, tolerance: f64| {
+        let error = (estimate as f64 - rows).abs() / rows;
+        assert!(error <= tolerance, "estimated {estimate} of {rows} rows");
+    };
+    // Never analyzed (autovacuum may have been quicker: either way, an
+    // estimate from a bounded read).
+    within(
+        partitions::count_rows(&mut conn, "large_one").unwrap(),
+        0.15,
+    );
+    diesel::sql_query("ANALYZE large_one")
+        .execute(&mut conn)
+        .unwrap();
+    within(
+        partitions::count_rows(&mut conn, "large_one").unwrap(),
+        0.02,
+    );
 }
 
 #[tokio::test]
