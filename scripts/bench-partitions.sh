@@ -24,27 +24,7 @@ ROWS=${1:-10000000}
 LIVE=${LIVE:-1000000}
 SESSIONS=2000
 WORKERS=${WORKERS:-4}
-pg_ensure_installed
-work=$(mktemp -d /tmp/authgate-bench.XXXXXX); chmod 755 "$work"
-server_pid=""; load_pid=""
-cleanup() {
-  [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null || true
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  pg_stop "$work/data"; rm -rf "$work"
-}
-trap cleanup EXIT
-
-cargo build --release --locked --quiet --bin authgate --example reissue_load
-port=$(pg_free_port)
-pg_start "$work/data" "$port" max_connections=100
-# The fills run for minutes: past the deadlines that migrate makes role
-# defaults of this database (database.statement_timeout_ms and the rest).
-psql() { PGOPTIONS="-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0" \
-  "$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
-psql -d postgres -c "CREATE DATABASE bench"
-export DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench"
-export RUST_LOG=warn
-target/release/authgate migrate >/dev/null
+setup_bench
 
 echo "filling: $ROWS expired rows (5 past days) + $LIVE live rows over $SESSIONS sessions"
 fill_started=$(date +%s)

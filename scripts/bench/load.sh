@@ -1,7 +1,38 @@
-# Sourced by scripts/bench-sweeper.sh and scripts/bench-partitions.sh: the
-# release server with its schedule off, one account, reissue load beside a
+# Sourced by scripts/bench-sweeper.sh and scripts/bench-partitions.sh: their
+# setup (a private PostgreSQL with a migrated database), the release server
+# with its schedule off, one account, reissue load beside a
 # pass, and the latency figures of a window of that load. The caller sets
-# $work and cleans up $server_pid and $load_pid on exit.
+# nothing else up front.
+
+# setup_bench: builds the release binaries, starts a private PostgreSQL 15
+# (fsync on) on a free port in a new $work, stopped with everything else on
+# exit, and migrates a database "bench" there: sets $work and $port, exports
+# DATABASE_URL, and defines psql (as postgres, with the deadlines lifted).
+setup_bench() {
+  pg_ensure_installed
+  work=$(mktemp -d /tmp/authgate-bench.XXXXXX); chmod 755 "$work"
+  server_pid=""; load_pid=""
+  trap bench_cleanup EXIT
+  cargo build --release --locked --quiet --bin authgate --example reissue_load
+  port=$(pg_free_port)
+  pg_start "$work/data" "$port" max_connections=100
+  psql -d postgres -c "CREATE DATABASE bench"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench"
+  export RUST_LOG=warn
+  target/release/authgate migrate >/dev/null
+}
+
+bench_cleanup() {
+  [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null || true
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  pg_stop "$work/data"; rm -rf "$work"
+}
+
+# The fills run as authgate's role in its database, whose sessions start with
+# its deadlines (`authgate migrate` sets them as role defaults) and go on for
+# minutes: lift them.
+psql() { PGOPTIONS="-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0" \
+  "$(pg_bindir)/psql" -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 
 # start_server: authgate serve on a free port (its sweeper never fires), an
 # account bench@example.org; sets $server_pid and $base.
