@@ -27,6 +27,7 @@ cd "$(dirname "$0")/.."
 SECS=${BENCH_SECS:-8}
 REPS=${BENCH_REPS:-3}
 RSS_SECS=${BENCH_RSS_SECS:-5}
+POOL=${BENCH_POOL:-32}  # authgate's database.pool_size
 CONNS=64        # wrk connections for /me and reissue, pgbench clients
 LOGIN_CONNS=8   # wrk connections for login: bcrypt is the bottleneck
 THREADS=2       # wrk threads, pgbench -j
@@ -36,7 +37,7 @@ PASSWORD=bench-password
 SECRET=authgate-development-secret-do-not-use-in-production
 ISSUER=authgate
 AUDIENCE=authgate-clients
-case "$SECS$REPS$RSS_SECS" in *[!0-9]*) echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS: whole numbers" >&2; exit 2 ;; esac
+case "$SECS$REPS$RSS_SECS$POOL" in *[!0-9]*) echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS, BENCH_POOL: whole numbers" >&2; exit 2 ;; esac
 if [ "$SECS" -lt 1 ] || [ "$REPS" -lt 1 ] || [ "$RSS_SECS" -lt 1 ]; then
   echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS: at least 1" >&2; exit 2
 fi
@@ -114,7 +115,7 @@ start_authgate() {
   AUTHGATE__SERVER__BIND=127.0.0.1:$http_port \
   AUTHGATE__PASSWORD__BCRYPT_COST=$COST \
   AUTHGATE__SWEEPER__SCHEDULE="0 0 0 1 1 *" \
-  AUTHGATE__DATABASE__POOL_SIZE=32 \
+  AUTHGATE__DATABASE__POOL_SIZE=$POOL \
     "$bin/authgate" serve 2>"$work/server.$server_runs.log" &
   server_pid=$!
   for _ in $(seq 150); do

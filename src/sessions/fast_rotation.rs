@@ -15,6 +15,10 @@
 //! frozen server) does nothing ([`crate::db::commit_by`]). Like the
 //! slow path, it locks the session row before it touches a token row, so the
 //! two paths serialise on the session and cannot deadlock.
+//!
+//! The statement is a server-side function: sent as text without a
+//! statement cache (PgBouncer, SPEC 9), the same query was planned anew at
+//! every rotation, and planning cost more CPU than running it.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -23,30 +27,11 @@ use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 use super::issuer::{Subject, TokenIssuer, TokenPair};
 use crate::tokens::{Claims, TokenHash};
 
+/// The statement: `authgate_rotate_refresh_token` (migration
+/// `2026-11-27-000001`), whose plan PostgreSQL keeps from call to call.
 const ROTATE: &str = "
-    WITH session AS (
-        SELECT id, user_id, expires_at FROM sessions
-         WHERE id = $1 AND user_id = $2
-           AND revoked_at IS NULL AND expires_at >= $6
-           AND clock_timestamp() < $9
-           FOR UPDATE
-    ), spent AS (
-        UPDATE refresh_tokens r SET spent_at = $3
-          FROM session s
-         WHERE r.token_hash = $4 AND r.expires_at = $10 AND r.session_id = s.id
-           AND r.spent_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > $3
-           AND EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.roles = $8)
-        RETURNING r.session_id
-    ), minted AS (
-        INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at)
-        SELECT $5, session_id, $7, $3, $6 FROM spent
-        RETURNING session_id
-    ), touched AS (
-        UPDATE sessions s SET last_used_at = $3
-          FROM minted m WHERE s.id = m.session_id
-        RETURNING s.user_id, s.expires_at
-    )
-    SELECT u.email, t.expires_at FROM touched t JOIN users u ON u.id = t.user_id";
+    SELECT email, session_expires_at AS expires_at
+      FROM authgate_rotate_refresh_token($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 #[derive(QueryableByName)]
 struct Rotated {
