@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 
@@ -27,9 +28,16 @@ impl Clock {
         Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 
-    /// Unix seconds, as in `iat` and `exp`.
+    /// Unix seconds, as in `iat` and `exp`: `now().timestamp()`, without
+    /// the calendar date that chrono computes on the way (every
+    /// authenticated request asks).
     pub fn unix(&self) -> i64 {
-        self.now().timestamp()
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let nanos = i128::try_from(since_epoch.as_nanos()).unwrap_or(i128::MAX)
+            + i128::from(self.offset_ms.load(Ordering::Relaxed)) * 1_000_000;
+        i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX)
     }
 
     /// Moves this clock (and its clones) forward.
@@ -50,5 +58,17 @@ mod tests {
         let before = other.now();
         clock.advance(std::time::Duration::from_secs(3600));
         assert!(other.now() - before >= chrono::Duration::seconds(3600));
+    }
+
+    #[test]
+    fn unix_seconds_are_the_whole_seconds_of_now_moves_included() {
+        let clock = Clock::system();
+        for by_ms in [0, 1, 999, 1_500, 86_400_000] {
+            clock.advance(std::time::Duration::from_millis(by_ms));
+            let before = clock.now().timestamp();
+            let unix = clock.unix();
+            let after = clock.now().timestamp();
+            assert!(before <= unix && unix <= after, "{before} {unix} {after}");
+        }
     }
 }

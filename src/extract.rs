@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::tokens::{parse_bearer, Claims, TokenKind};
+use crate::tokens::{parse_bearer, Claims, TokenKind, VerifiedToken};
 
 /// Largest request body accepted, chunked or not.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -100,13 +100,14 @@ impl Authenticated {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by startup");
         let token = bearer_token(req)?.ok_or(ApiError::MissingToken)?;
-        let claims = state.issuer.keys().verify(token, TokenKind::Access)?.claims;
+        let VerifiedToken {
+            claims,
+            user_id,
+            session_id,
+        } = state.issuer.keys().verify(token, TokenKind::Access)?;
         if claims.is_expired_at(state.clock.unix()) {
             return Err(ApiError::TokenExpired);
         }
-        let (Some(user_id), Some(session_id)) = (claims.user_id(), claims.session_id()) else {
-            return Err(ApiError::InvalidToken);
-        };
         if state.revocations.set().contains(session_id) {
             return Err(ApiError::SessionRevoked);
         }

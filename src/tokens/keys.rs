@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::{Claims, TokenHash, TokenKind};
 use crate::config::SigningAlgorithm;
@@ -58,6 +59,10 @@ pub enum TokenError {
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
     pub claims: Claims,
+    /// `sub`, parsed.
+    pub user_id: Uuid,
+    /// `sid`, parsed.
+    pub session_id: Uuid,
 }
 
 /// The HS256 keys, derived from `jwt.secret` once.
@@ -196,14 +201,19 @@ impl TokenKeys {
         }
         .map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
-        if claims.typ != kind
-            || claims.user_id().is_none()
-            || claims.session_id().is_none()
-            || claims.token_id().is_none()
-        {
+        let (Some(user_id), Some(session_id), Some(_)) =
+            (claims.user_id(), claims.session_id(), claims.token_id())
+        else {
+            return Err(TokenError::Invalid);
+        };
+        if claims.typ != kind {
             return Err(TokenError::Invalid);
         }
-        Ok(VerifiedToken { claims })
+        Ok(VerifiedToken {
+            claims,
+            user_id,
+            session_id,
+        })
     }
 
     /// The JWK Set of the published public keys (RFC 7517); empty in HS256
