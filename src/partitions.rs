@@ -254,11 +254,12 @@ pub fn count_rows(conn: &mut PgConnection, table: &str) -> QueryResult<u64> {
            FROM pg_class c WHERE c.oid = '{table}'::regclass"
     ))
     .get_result(conn)?;
-    let estimate = if stats.pages <= EXACT_COUNT_PAGES {
+    if stats.pages <= EXACT_COUNT_PAGES {
         let n: N =
             diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result(conn)?;
         return Ok(n.n.max(0) as u64);
-    } else if stats.reltuples >= 0.0 && stats.relpages > 0.0 {
+    }
+    let estimate = if stats.reltuples >= 0.0 && stats.relpages > 0.0 {
         stats.reltuples / stats.relpages * stats.pages
     } else {
         let percent = (100.0 * SAMPLE_PAGES / stats.pages).min(100.0);
@@ -350,37 +351,30 @@ pub fn drop_ended(
             }
         }
         let handed_over = started.elapsed();
-        let mut gone = Vec::with_capacity(tables.len());
+        // The drops stop at the first that does not get its lock: the
+        // tables gone are the first `went`.
+        let mut went = 0;
         for table in tables {
-            let went = ddl(conn, &format!("DROP TABLE {table}"))?;
-            gone.push(went);
-            if !went {
+            if !ddl(conn, &format!("DROP TABLE {table}"))? {
                 break;
             }
+            went += 1;
         }
+        let rows_gone: u64 = rows[..went].iter().sum();
+        let took = started.elapsed();
         // Each step's time, so that a slow drop says where it went.
         log::info!(
-            "sweeper: dropped {} of {} detached table(s) (about {} expired rows) in {} ms: \
-             count {} ms, sessions {} ms, drop {} ms",
-            gone.iter().filter(|g| **g).count(),
+            "sweeper: dropped {went} of {} detached table(s) (about {rows_gone} expired rows) \
+             in {} ms: count {} ms, sessions {} ms, drop {} ms",
             tables.len(),
-            rows.iter()
-                .zip(&gone)
-                .filter(|(_, g)| **g)
-                .map(|(n, _)| n)
-                .sum::<u64>(),
-            started.elapsed().as_millis(),
+            took.as_millis(),
             counted.as_millis(),
             (handed_over - counted).as_millis(),
-            (started.elapsed() - handed_over).as_millis()
+            (took - handed_over).as_millis()
         );
-        for (n, gone) in rows.iter().zip(&gone) {
-            if *gone {
-                dropped.partitions += 1;
-                dropped.rows += n;
-            }
-        }
-        if gone.contains(&false) {
+        dropped.partitions += went as u64;
+        dropped.rows += rows_gone;
+        if went < tables.len() {
             break;
         }
     }
