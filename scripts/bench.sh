@@ -5,7 +5,9 @@
 #   bash scripts/bench.sh        (BENCH_SECS=8 per run, BENCH_REPS=3, medians)
 #
 #   GET /auth/me        wrk -t2 -c64   vs  examples/bench_bare_me (actix-web +
-#                                          jsonwebtoken, nothing else)
+#                                          jsonwebtoken, nothing else), each
+#                                          run as interleaved 2 s slices
+#                                          (BENCH_SLICE)
 #   POST /auth/reissue  wrk -t2 -c64, every connection rotating its own
 #                       chain (scripts/bench/reissue.lua)
 #                                      vs  pgbench -c64 of the same writes
@@ -27,6 +29,7 @@ cd "$(dirname "$0")/.."
 SECS=${BENCH_SECS:-8}
 REPS=${BENCH_REPS:-3}
 RSS_SECS=${BENCH_RSS_SECS:-5}
+SLICE=${BENCH_SLICE:-2} # /me: seconds per interleaved slice
 POOL=${BENCH_POOL:-32}  # authgate's database.pool_size
 CONNS=64        # wrk connections for /me and reissue, pgbench clients
 LOGIN_CONNS=8   # wrk connections for login: bcrypt is the bottleneck
@@ -37,9 +40,9 @@ PASSWORD=bench-password
 SECRET=authgate-development-secret-do-not-use-in-production
 ISSUER=authgate
 AUDIENCE=authgate-clients
-case "$SECS$REPS$RSS_SECS$POOL" in *[!0-9]*) echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS, BENCH_POOL: whole numbers" >&2; exit 2 ;; esac
-if [ "$SECS" -lt 1 ] || [ "$REPS" -lt 1 ] || [ "$RSS_SECS" -lt 1 ]; then
-  echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS: at least 1" >&2; exit 2
+case "$SECS$REPS$RSS_SECS$POOL$SLICE" in *[!0-9]*) echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS, BENCH_POOL, BENCH_SLICE: whole numbers" >&2; exit 2 ;; esac
+if [ "$SECS" -lt 1 ] || [ "$REPS" -lt 1 ] || [ "$RSS_SECS" -lt 1 ] || [ "$SLICE" -lt 1 ]; then
+  echo "BENCH_SECS, BENCH_REPS, BENCH_RSS_SECS, BENCH_SLICE: at least 1" >&2; exit 2
 fi
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -180,15 +183,32 @@ done
 log "${REPS} repetitions of ${SECS} s per measurement"
 
 # --- GET /auth/me vs bare --------------------------------------------------
+# Each repetition gives each side SECS seconds, run as SECS/SLICE slices in
+# the order ABBA BAAB …: on this shared machine the speed drifts by ±20% over
+# seconds (bare against bare in 8 s blocks: ratios 0.82-1.21; in 2 s slices
+# so ordered: 0.96-1.05), and interleaving puts the drift on both sides.
+me_slices() { # REP: one repetition, appended to me_rps, bare_rps, me_errors
+  local rep=$1 n=$((SECS / SLICE)) len=$SLICE j side out order
+  local -A url=([me]="$base/auth/me" [bare]="http://127.0.0.1:$bare_port/me")
+  if [ "$n" -lt 1 ]; then n=1; len=$SECS; fi
+  for j in $(seq 0 $((n - 1))); do
+    case $((j % 4)) in 0 | 3) order="me bare" ;; *) order="bare me" ;; esac
+    for side in $order; do
+      out="$work/$side.$rep.$j.txt"
+      wrk_run "$out" -t"$THREADS" -c"$CONNS" -d"${len}s" -s scripts/bench/report.lua \
+        -H "Authorization: Bearer $access" "${url[$side]}"
+      me_errors+=("$(field "$out" status_errors)" "$(field "$out" socket_errors)")
+    done
+  done
+  me_rps+=("$(slices_rps "$work/me.$rep")"); bare_rps+=("$(slices_rps "$work/bare.$rep")")
+}
+slices_rps() { # PREFIX: requests per second over all the slices PREFIX.*.txt
+  sed -n 's/^BENCH.* requests=\([0-9]*\) .* duration_us=\([0-9]*\).*/\1 \2/p' "$1".*.txt |
+    awk '{ r += $1; d += $2 } END { printf "%.2f", r / (d / 1e6) }'
+}
 me_rps=(); bare_rps=(); me_errors=()
 for rep in $(seq "$REPS"); do
-  wrk_run "$work/me.$rep.txt" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s scripts/bench/report.lua \
-    -H "Authorization: Bearer $access" "$base/auth/me"
-  wrk_run "$work/bare.$rep.txt" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s scripts/bench/report.lua \
-    -H "Authorization: Bearer $access" "http://127.0.0.1:$bare_port/me"
-  me_rps+=("$(field "$work/me.$rep.txt" rps)"); bare_rps+=("$(field "$work/bare.$rep.txt" rps)")
-  me_errors+=("$(field "$work/me.$rep.txt" status_errors)" "$(field "$work/me.$rep.txt" socket_errors)"
-              "$(field "$work/bare.$rep.txt" status_errors)" "$(field "$work/bare.$rep.txt" socket_errors)")
+  me_slices "$rep"
   log "me rep $rep: authgate ${me_rps[-1]} req/s, bare ${bare_rps[-1]} req/s"
 done
 
@@ -297,7 +317,7 @@ m_login=$(median "${login_rps[@]}"); m_bcrypt=$(median "${bcrypt_rps[@]}")
 
 echo
 echo "authgate bench: $(nproc) cores, wrk -t$THREADS, ${SECS} s x $REPS runs (medians; ratio = median of the"
-echo "back-to-back pairs' ratios), bcrypt cost $COST, PostgreSQL 15 fsync on"
+echo "back-to-back pairs' ratios; /me's pairs in ${SLICE} s slices, ABBA), bcrypt cost $COST, PostgreSQL 15 fsync on"
 printf '%-15s %-24s %-26s %-7s %s\n' path authgate baseline ratio goal
 printf '%-15s %-24s %-26s %-7s %s\n' "GET /auth/me" "$(printf '%.0f req/s' "$m_me")" "$(printf '%.0f req/s' "$m_bare")" \
   "$(pair_ratio me_rps bare_rps)" ">= 0.90"
