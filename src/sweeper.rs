@@ -17,20 +17,20 @@
 //! expires, because reuse detection needs it.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::config::SweeperSettings;
-use crate::db::{run_blocking_unbounded, DbPool};
-use crate::metrics::Metrics;
 use crate::partitions;
 
-/// The advisory-lock key of the sweeper ("authgate" in ASCII).
-pub const LOCK_KEY: i64 = 0x6175_7468_6761_7465;
+mod lock;
+mod schedule;
+
+pub use lock::{while_holding_pass_lock, LOCK_HOLDER_IDLE_MS, LOCK_KEY};
+pub use schedule::{scheduled_pass, start_schedule};
 
 /// What one pass removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,12 +62,6 @@ pub enum PassOutcome {
     Done(SweepReport),
     /// Another pass holds the lock; this one touched nothing.
     Skipped,
-}
-
-#[derive(QueryableByName)]
-struct Flag {
-    #[diesel(sql_type = Bool)]
-    flag: bool,
 }
 
 #[derive(QueryableByName)]
@@ -251,75 +245,6 @@ pub fn run_pass(
     Ok(PassOutcome::Done(report))
 }
 
-/// How often the transaction that holds the pass lock shows it is alive.
-const LOCK_HEARTBEAT: Duration = Duration::from_secs(1);
-/// How long that transaction may go without a heartbeat before PostgreSQL
-/// ends it (and the lock with it): a holder frozen or cut off does not block
-/// passes for longer than this.
-pub const LOCK_HOLDER_IDLE_MS: u64 = 5_000;
-
-/// Runs `work` while holding the sweeper's lock: `pg_try_advisory_xact_lock`
-/// in a transaction of `lock` that stays open, pinged every
-/// [`LOCK_HEARTBEAT`] from a thread of its own, until `work` returns.
-/// `None`: another pass holds it, and `work` did not run.
-///
-/// Being transaction-scoped, the lock never outlives its transaction, so it
-/// holds through a transaction pooler (which keeps the transaction on one
-/// server connection) and is never left behind on a connection that another
-/// client gets next. A holder that crashes loses its connection and the
-/// lock at once; one that freezes (or whose pings stop arriving) is ended
-/// by `idle_in_transaction_session_timeout` after [`LOCK_HOLDER_IDLE_MS`].
-pub fn while_holding_pass_lock<T>(
-    lock: &mut PgConnection,
-    work: impl FnOnce() -> T,
-) -> anyhow::Result<Option<T>> {
-    let mut output = None;
-    let held = lock.transaction(|lock| -> QueryResult<()> {
-        diesel::sql_query(format!(
-            "SET LOCAL idle_in_transaction_session_timeout = {LOCK_HOLDER_IDLE_MS}"
-        ))
-        .execute(lock)?;
-        let taken = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS flag")
-            .bind::<BigInt, _>(LOCK_KEY)
-            .get_result::<Flag>(lock)?
-            .flag;
-        if !taken {
-            return Ok(());
-        }
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let pinged = std::thread::scope(|scope| {
-            let heartbeat = scope.spawn(move || keep_alive(lock, &stopped));
-            output = Some(work());
-            drop(stop);
-            heartbeat.join()
-        });
-        match pinged {
-            Ok(result) => result,
-            Err(_) => Err(diesel::result::Error::RollbackTransaction),
-        }
-    });
-    match (held, output) {
-        (Ok(()), output) => Ok(output),
-        // The work ran; only the lock's transaction failed (it was ended,
-        // or its connection lost), so the guarantee may have lapsed before
-        // the end of the pass.
-        (Err(err), Some(output)) => {
-            log::warn!("sweeper: the pass lock was lost during the pass: {err}");
-            Ok(Some(output))
-        }
-        (Err(err), None) => Err(err.into()),
-    }
-}
-
-/// Pings the lock's transaction every [`LOCK_HEARTBEAT`] until told to stop.
-fn keep_alive(lock: &mut PgConnection, stopped: &std::sync::mpsc::Receiver<()>) -> QueryResult<()> {
-    use std::sync::mpsc::RecvTimeoutError;
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(LOCK_HEARTBEAT) {
-        diesel::sql_query("SELECT 1").execute(lock)?;
-    }
-    Ok(())
-}
-
 /// What a pass does once it holds the lock.
 fn run_pass_body(
     conn: &mut PgConnection,
@@ -467,60 +392,4 @@ fn count(conn: &mut PgConnection, h: Horizons) -> anyhow::Result<SweepReport> {
         sessions: n(&sessions)?,
         took: Duration::ZERO,
     })
-}
-
-/// Runs a pass on the blocking pool with a pooled connection, logs it, and
-/// counts it. Never fails: a failed pass is logged and the next tick retries.
-pub async fn scheduled_pass(
-    pool: DbPool,
-    settings: SweeperSettings,
-    lifetimes: Lifetimes,
-    metrics: Arc<Metrics>,
-) {
-    let lock_pool = pool.clone();
-    let outcome: anyhow::Result<PassOutcome> = run_blocking_unbounded(&pool, move |conn| {
-        let mut lock = lock_pool.get()?;
-        run_pass(conn, &mut lock, &settings, lifetimes, false)
-    })
-    .await;
-    match &outcome {
-        Ok(PassOutcome::Done(report)) => log::info!("sweeper: {report}"),
-        Ok(PassOutcome::Skipped) => log::info!("sweeper: skipped, another pass is running"),
-        Err(err) => log::warn!("sweeper: pass failed, will retry at the next tick: {err:#}"),
-    }
-    metrics.record_pass(&outcome, chrono::Utc::now().timestamp());
-}
-
-/// Starts the in-process schedule (`sweeper.schedule`, seconds first). An
-/// expression the scheduler cannot parse leaves the schedule off with an
-/// error in the log: start-up refuses only what SPEC 2 names, and
-/// `authgate sweep` from cron still works.
-pub async fn start_schedule(
-    pool: DbPool,
-    settings: SweeperSettings,
-    lifetimes: Lifetimes,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<Option<tokio_cron_scheduler::JobScheduler>> {
-    use tokio_cron_scheduler::{Job, JobScheduler};
-    let schedule = settings.schedule.clone();
-    let job = Job::new_async(schedule.as_str(), move |_, _| {
-        Box::pin(scheduled_pass(
-            pool.clone(),
-            settings.clone(),
-            lifetimes,
-            metrics.clone(),
-        ))
-    });
-    let job = match job {
-        Ok(job) => job,
-        Err(err) => {
-            log::error!("sweeper.schedule {schedule:?} is not a valid cron expression ({err}); the in-process sweeper is off, run `authgate sweep` from cron");
-            return Ok(None);
-        }
-    };
-    let scheduler = JobScheduler::new().await?;
-    scheduler.add(job).await?;
-    scheduler.start().await?;
-    log::info!("sweeper scheduled: {schedule}");
-    Ok(Some(scheduler))
 }
