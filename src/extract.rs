@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::tokens::{parse_bearer, Claims, TokenKind, VerifiedToken};
+use crate::tokens::{parse_bearer, TokenKind, VerifiedToken};
 
 /// Largest request body accepted, chunked or not.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -87,11 +87,16 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
 
 /// A caller authenticated by a live access token: signed by us, unexpired,
 /// of a session not known to be revoked. No database round trip.
+/// Its fields are the verified token's, through `Deref` (`auth.user_id`).
 #[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub claims: Claims,
-    pub user_id: Uuid,
-    pub session_id: Uuid,
+pub struct Authenticated(pub VerifiedToken);
+
+impl std::ops::Deref for Authenticated {
+    type Target = VerifiedToken;
+
+    fn deref(&self) -> &VerifiedToken {
+        &self.0
+    }
 }
 
 impl Authenticated {
@@ -100,22 +105,14 @@ impl Authenticated {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered by startup");
         let token = bearer_token(req)?.ok_or(ApiError::MissingToken)?;
-        let VerifiedToken {
-            claims,
-            user_id,
-            session_id,
-        } = state.issuer.keys().verify(token, TokenKind::Access)?;
-        if claims.is_expired_at(state.clock.unix()) {
+        let verified = state.issuer.keys().verify(token, TokenKind::Access)?;
+        if verified.claims.is_expired_at(state.clock.unix()) {
             return Err(ApiError::TokenExpired);
         }
-        if state.revocations.set().contains(session_id) {
+        if state.revocations.set().contains(verified.session_id) {
             return Err(ApiError::SessionRevoked);
         }
-        Ok(Authenticated {
-            claims,
-            user_id,
-            session_id,
-        })
+        Ok(Authenticated(verified))
     }
 
     pub fn is_admin(&self) -> bool {

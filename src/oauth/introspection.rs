@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::schema::{refresh_tokens, sessions, users};
-use crate::tokens::{Claims, TokenHash, TokenKeys, TokenKind};
+use crate::tokens::{Claims, TokenHash, TokenKeys, TokenKind, VerifiedToken};
 
 /// The answer: exactly `{"active": false}`, or `active: true` with the
 /// token's members.
@@ -97,16 +97,21 @@ impl Candidate {
     /// (unix seconds). Both kinds are tried, whatever `token_type_hint`
     /// said: the token's own `typ` claim tells which it is.
     pub fn of(keys: &TokenKeys, token: &str, now: i64) -> Option<Candidate> {
-        let (kind, claims) = [TokenKind::Access, TokenKind::Refresh]
+        let (kind, verified) = [TokenKind::Access, TokenKind::Refresh]
             .into_iter()
-            .find_map(|kind| Some((kind, keys.verify(token, kind).ok()?.claims)))?;
+            .find_map(|kind| Some((kind, keys.verify(token, kind).ok()?)))?;
+        let VerifiedToken {
+            claims,
+            user_id,
+            session_id,
+        } = verified;
         if claims.is_expired_at(now) {
             return None;
         }
         Some(Candidate {
             kind,
-            session_id: claims.session_id()?,
-            user_id: claims.user_id()?,
+            session_id,
+            user_id,
             refresh_hash: (kind == TokenKind::Refresh).then(|| TokenHash::of(token)),
             claims,
         })

@@ -210,12 +210,12 @@ pub async fn login(
         (status = 401, response = Unauthorized),
     )
 )]
-pub async fn me(auth: Authenticated) -> HttpResponse {
+pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(Me {
-        id: auth.user_id,
-        email: auth.claims.email,
-        session_id: auth.session_id,
-        roles: auth.claims.roles,
+        id: caller.user_id,
+        email: caller.claims.email,
+        session_id: caller.session_id,
+        roles: caller.claims.roles,
     })
 }
 
@@ -336,7 +336,7 @@ async fn end_session(
         let auth = Authenticated::check(req)?;
         return state
             .revocations
-            .end_session_of_access(&auth.claims, RevokeReason::Logout)
+            .end_session_of_access(&auth, RevokeReason::Logout)
             .await;
     }
     let refresh = match (body.is_blank(), transport) {

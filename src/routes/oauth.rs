@@ -157,7 +157,7 @@ pub async fn revoke(
         Ok(access) if access.claims.is_expired_at(state.clock.unix()) => Ok(()),
         Ok(access) => {
             revocations
-                .end_session_of_access(&access.claims, RevokeReason::Logout)
+                .end_session_of_access(&access, RevokeReason::Logout)
                 .await
         }
         Err(_) => {

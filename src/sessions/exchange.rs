@@ -35,15 +35,15 @@ impl Exchange<'_> {
         beside: Option<&[u8]>,
     ) -> Result<TokenPair, ApiError> {
         let keys = self.issuer.keys();
-        let claims = keys.verify(refresh, TokenKind::Refresh)?.claims;
-        let evidence = access_evidence(beside, refresh, &claims.sid, keys, self.clock.unix());
+        let token = keys.verify(refresh, TokenKind::Refresh)?;
+        let evidence = access_evidence(beside, refresh, &token.claims.sid, keys, self.clock.unix());
         let hash = TokenHash::of(refresh);
         let now = self.clock.now();
-        if evidence != AccessEvidence::Mismatch && !claims.is_expired_at(now.timestamp()) {
+        if evidence != AccessEvidence::Mismatch && !token.claims.is_expired_at(now.timestamp()) {
             // The common case in one round trip; None sends it down the full path.
-            let (issuer, claims, hash) = (self.issuer.clone(), claims.clone(), hash.clone());
+            let (issuer, token, hash) = (self.issuer.clone(), token.clone(), hash.clone());
             let rotated = run_blocking(self.db, move |conn| {
-                Ok::<_, ApiError>(rotate_in_one_statement(conn, &issuer, &claims, &hash, now)?)
+                Ok::<_, ApiError>(rotate_in_one_statement(conn, &issuer, &token, &hash, now)?)
             })
             .await?;
             if let Some(pair) = rotated {
@@ -54,7 +54,7 @@ impl Exchange<'_> {
         let outcome = self
             .revocations
             .transaction(move |conn, revoker| {
-                reissue(conn, revoker, &issuer, &claims, &hash, evidence, &clock)
+                reissue(conn, revoker, &issuer, &token, &hash, evidence, &clock)
             })
             .await?;
         match outcome {

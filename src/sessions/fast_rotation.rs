@@ -25,7 +25,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 
 use super::issuer::{Subject, TokenIssuer, TokenPair};
-use crate::tokens::{Claims, TokenHash};
+use crate::tokens::{TokenHash, VerifiedToken};
 
 /// The statement: `authgate_rotate_refresh_token` (migration
 /// `2026-11-27-000001`), whose plan PostgreSQL keeps from call to call.
@@ -47,13 +47,16 @@ struct Rotated {
 pub fn rotate_in_one_statement(
     conn: &mut PgConnection,
     issuer: &TokenIssuer,
-    claims: &Claims,
+    token: &VerifiedToken,
     presented: &TokenHash,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<TokenPair>> {
-    let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
-        return Ok(None);
-    };
+    let VerifiedToken {
+        claims,
+        user_id,
+        session_id,
+    } = token;
+    let (user_id, session_id) = (*user_id, *session_id);
     // The session's end is known only to the database: mint as if it were
     // far away, and let the statement refuse when it is not.
     let subject = Subject {

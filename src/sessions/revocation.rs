@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::db::{self, run_blocking, Db};
 use crate::error::ApiError;
 use crate::schema::{refresh_tokens, sessions};
-use crate::tokens::{Claims, TokenHash, TokenKeys, TokenKind};
+use crate::tokens::{TokenHash, TokenKeys, TokenKind, VerifiedToken};
 
 /// The channel on which a revocation is announced to every instance; the
 /// payload is the session id.
@@ -211,13 +211,11 @@ impl Revocations {
     /// gone gets a revoked tombstone (see [`Revoker::end_session_of_token`]).
     pub async fn end_session_of_access(
         &self,
-        claims: &Claims,
+        access: &VerifiedToken,
         reason: RevokeReason,
     ) -> Result<(), ApiError> {
-        let (Some(sid), Some(uid)) = (claims.session_id(), claims.user_id()) else {
-            return Err(ApiError::InvalidToken);
-        };
-        let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+        let (sid, uid) = (access.session_id, access.user_id);
+        let exp = DateTime::from_timestamp(access.claims.exp, 0).unwrap_or_default();
         self.transaction(move |conn, revoker| {
             Ok(revoker.end_session_of_token(conn, sid, uid, exp, reason)?)
         })
@@ -236,8 +234,11 @@ impl Revocations {
         refresh: &str,
         reason: RevokeReason,
     ) -> Result<(), ApiError> {
-        let claims = keys.verify(refresh, TokenKind::Refresh)?.claims;
-        let sid = claims.session_id().ok_or(ApiError::InvalidToken)?;
+        let VerifiedToken {
+            claims,
+            session_id: sid,
+            ..
+        } = keys.verify(refresh, TokenKind::Refresh)?;
         let hash = TokenHash::of(refresh);
         self.transaction(move |conn, revoker| {
             match RefreshToken::find_by_hash(conn, &hash, claims.expires_at())? {

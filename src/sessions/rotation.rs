@@ -11,7 +11,7 @@ use super::model::{RefreshToken, RevokeReason, Session};
 use super::revocation::Revoker;
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::tokens::{parse_bearer, Claims, TokenHash, TokenKeys, TokenKind};
+use crate::tokens::{parse_bearer, TokenHash, TokenKeys, TokenKind, VerifiedToken};
 use crate::users::User;
 
 /// What the access token sent beside a refresh token (body form) says.
@@ -133,14 +133,17 @@ pub fn reissue(
     conn: &mut PgConnection,
     revoker: &mut Revoker,
     issuer: &TokenIssuer,
-    claims: &Claims,
+    token: &VerifiedToken,
     presented: &TokenHash,
     access: AccessEvidence,
     clock: &Clock,
 ) -> Result<ReissueOutcome, ApiError> {
-    let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
-        return Err(ApiError::InvalidToken);
-    };
+    let VerifiedToken {
+        claims,
+        user_id,
+        session_id,
+    } = token;
+    let (user_id, session_id) = (*user_id, *session_id);
     let refuse = |error| Ok(ReissueOutcome::Refused(error));
     let Some(session) = Session::find_for_update(conn, session_id)? else {
         return refuse(ApiError::InvalidToken);

@@ -16,11 +16,7 @@ use crate::helpers::{assert_unauthorized, spawn_app, spawn_app_with, Pair, TestA
 /// counts the statements it sent.
 fn rotate_directly(app: &TestApp, refresh: &str) -> (Option<TokenPair>, usize) {
     let issuer = TokenIssuer::new(&app.settings.jwt, app.settings.session_policy());
-    let claims = issuer
-        .keys()
-        .verify(refresh, TokenKind::Refresh)
-        .unwrap()
-        .claims;
+    let token = issuer.keys().verify(refresh, TokenKind::Refresh).unwrap();
     let mut conn = app.db();
     let statements = Arc::new(AtomicUsize::new(0));
     let counter = statements.clone();
@@ -32,7 +28,7 @@ fn rotate_directly(app: &TestApp, refresh: &str) -> (Option<TokenPair>, usize) {
     let rotated = rotate_in_one_statement(
         &mut conn,
         &issuer,
-        &claims,
+        &token,
         &TokenHash::of(refresh),
         app.clock.now(),
     )

@@ -147,7 +147,7 @@ fn a_foreign_access_token_is_a_mismatch() {
 
 mod evidence {
     use super::super::*;
-    use crate::tokens::SecretKey;
+    use crate::tokens::{Claims, SecretKey};
     use uuid::Uuid;
 
     const NOW: i64 = 1_700_000_000;
