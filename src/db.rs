@@ -15,6 +15,7 @@ use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::QueryResult;
 use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use tokio::sync::Semaphore;
 
 use crate::config::DatabaseSettings;
 
@@ -23,18 +24,24 @@ pub type DbConn = PooledConnection<Manager>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// The pool and the deadline of the requests that use it.
+/// The pool, the deadline of the requests that use it, and the queue in
+/// which they wait for a connection.
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
     deadline: Duration,
+    /// One permit per pooled connection, taken before a blocking thread is:
+    /// requests wait here, without a thread, first come first served.
+    gate: Arc<Semaphore>,
 }
 
 impl Db {
     pub fn new(pool: DbPool, settings: &DatabaseSettings) -> Db {
+        let gate = Arc::new(Semaphore::new(pool.max_size() as usize));
         Db {
             pool,
             deadline: Duration::from_millis(settings.request_deadline_ms),
+            gate,
         }
     }
 
@@ -367,6 +374,12 @@ pub fn abandoned() -> bool {
 /// door through which request handlers reach diesel. Checking a connection
 /// out can itself block, so it happens inside the closure too.
 ///
+/// Requests first queue for one of `database.pool_size` permits (a fair
+/// semaphore), and only then take a blocking thread and a connection. Left
+/// to r2d2 alone, every waiting request would hold a thread parked on the
+/// pool, and whichever thread woke first would win: under load the wait
+/// was unfair, and it made most of reissue's tail (README, "Performance").
+///
 /// The whole of it (checkout included) has `database.request_deadline_ms`:
 /// past it the caller gets [`DbUnavailable::Deadline`] at once, even when the
 /// thread is stuck on a socket that nothing answers (a frozen server). The
@@ -383,14 +396,23 @@ where
     let flag = Arc::new(AtomicBool::new(false));
     let thread_flag = flag.clone();
     let commit_by = Utc::now() + db.deadline.saturating_sub(COMMIT_MARGIN);
-    let work = spawn_blocking(move || {
-        ABANDONED.with(|f| *f.borrow_mut() = Some(thread_flag));
-        COMMIT_BY.with(|c| c.set(Some(commit_by)));
-        let result = checkout(&pool).and_then(|mut conn| f(&mut conn.pg));
-        ABANDONED.with(|f| *f.borrow_mut() = None);
-        COMMIT_BY.with(|c| c.set(None));
-        result
-    });
+    let gate = db.gate.clone();
+    let work = async move {
+        let permit = gate
+            .acquire_owned()
+            .await
+            .map_err(|e| DbUnavailable::Task(e.to_string()))?;
+        spawn_blocking(move || {
+            let _permit = permit;
+            ABANDONED.with(|f| *f.borrow_mut() = Some(thread_flag));
+            COMMIT_BY.with(|c| c.set(Some(commit_by)));
+            let result = checkout(&pool).and_then(|mut conn| f(&mut conn.pg));
+            ABANDONED.with(|f| *f.borrow_mut() = None);
+            COMMIT_BY.with(|c| c.set(None));
+            result
+        })
+        .await
+    };
     match tokio::time::timeout(db.deadline, work).await {
         Ok(result) => result,
         Err(_) => {

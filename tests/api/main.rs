@@ -22,6 +22,7 @@ mod openapi;
 mod outage;
 mod partitions;
 mod partitions_conversion;
+mod pool;
 mod pooler;
 mod properties;
 mod ratelimit;
