@@ -25,7 +25,8 @@ setup_bench() {
 bench_cleanup() {
   [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  pg_stop "$work/data"; rm -rf "$work"
+  pg_stop "$work/data"
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 
 # The fills run as authgate's role in its database, whose sessions start with
@@ -63,15 +64,18 @@ stats() { # file from_us to_us -> "n=… p50=…ms p99=…ms errors=…"
   python3 - "$@" <<'PY'
 import sys
 path, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-lat, errors = [], 0
+from collections import Counter
+lat, errors = [], Counter()
 for line in open(path):
     at, us, status = line.split()
     if lo <= int(at) <= hi:
         lat.append(int(us))
-        errors += status != "200"
+        if status != "200":
+            errors[status] += 1
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000 if lat else float("nan")
-print(f"n={len(lat)} p50={q(0.50):.2f}ms p99={q(0.99):.2f}ms errors={errors}")
+detail = "".join(f" {status}x{n}" for status, n in sorted(errors.items()))
+print(f"n={len(lat)} p50={q(0.50):.2f}ms p99={q(0.99):.2f}ms errors={sum(errors.values())}{detail}")
 PY
 }
 
