@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::{is_lock_timeout, list, with_lock_timeout, Partition, DDL_LOCK_TIMEOUT_MS};
@@ -119,8 +119,9 @@ pub const DROP_AT_ONCE: usize = 32;
 /// Detaches the partitions whose range ended more than `keep` ago, then
 /// drops every detached one: a detach interrupted earlier is finished first
 /// (`FINALIZE`), and a table detached by an earlier pass that failed before
-/// its drop is dropped now. Before the tables go, `emptied` is handed their
-/// sessions, `batch` at a time and each once however many of the tables
+/// its drop is dropped now. Before the tables go, their foreign keys go
+/// ([`drop_foreign_keys`]: so that no drop holds a lock on `sessions`), and
+/// `emptied` is handed their sessions, `batch` at a time and each once however many of the tables
 /// have rows of it, to delete those left with no rows (a detached table's
 /// rows are no longer in `refresh_tokens`). The tables then go one after
 /// another, a `DROP TABLE` each: the drop's time is the file system's
@@ -161,6 +162,9 @@ pub fn drop_ended(
         );
     }
     for tables in detached(conn)?.chunks(DROP_AT_ONCE) {
+        if !drop_foreign_keys(conn, tables)? {
+            break;
+        }
         let started = Instant::now();
         let rows = tables
             .iter()
@@ -206,6 +210,49 @@ pub fn drop_ended(
         }
     }
     Ok(dropped)
+}
+
+/// Drops the foreign keys (to `sessions`) of detached tables, in one short
+/// transaction under the short lock timeout; `Ok(false)` as [`ddl`].
+///
+/// A `DROP TABLE` of a table that references `sessions` drops its triggers
+/// there too, so it locks `sessions` (SHARE ROW EXCLUSIVE) until it
+/// commits; and PostgreSQL frees the table's files at commit, before it
+/// lets its locks go. That takes the file system's time, over a second for
+/// a million rows on this machine, and every reissue (which updates
+/// `sessions`) waited for it: they timed out with 503 under
+/// `scripts/bench-sweeper.sh`. Dropping the keys first takes that lock for
+/// an instant, with no file to free; the drops then lock nothing but their
+/// own tables. The hand-over's session deletes no longer cascade into rows
+/// that are about to go anyway, either.
+fn drop_foreign_keys(conn: &mut PgConnection, tables: &[String]) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    got_lock(
+        "ALTER TABLE … DROP CONSTRAINT (detached tables' foreign keys)",
+        with_lock_timeout(conn, DDL_LOCK_TIMEOUT_MS, |conn| {
+            let keys: Vec<Key> = diesel::sql_query(
+                "SELECT conrelid::regclass::text AS table_name, quote_ident(conname) AS name
+                   FROM pg_constraint
+                  WHERE contype = 'f' AND conrelid = ANY ($1::text[]::regclass[])",
+            )
+            .bind::<Array<Text>, _>(tables)
+            .load(conn)?;
+            for key in &keys {
+                diesel::sql_query(format!(
+                    "ALTER TABLE {} DROP CONSTRAINT {}",
+                    key.table_name, key.name
+                ))
+                .execute(conn)?;
+            }
+            Ok(keys.len())
+        }),
+    )
 }
 
 /// Runs one DDL statement under the short lock timeout. `Ok(false)`: it did

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use authgate::partitions::{self, Partition};
 use chrono::Utc;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamptz};
 
@@ -356,4 +357,42 @@ async fn the_reissue_look_up_reads_one_partition() {
     let plan: String = plan.into_iter().map(|l| l.line + "\n").collect();
     assert_eq!(plan.matches(" on refresh_tokens_p").count(), 1, "{plan}");
     assert!(!plan.contains("Append"), "{plan}");
+}
+
+#[tokio::test]
+async fn a_drop_does_not_wait_for_reissues_in_flight_on_sessions() {
+    let app = spawn_app().await;
+    expired_session(&app, 3, 3);
+    let partition = partition_of_day(&app, 3);
+    // A reissue in flight: its transaction has updated a session and not
+    // committed yet. PostgreSQL frees a dropped table's files at commit,
+    // before it lets go of its locks, so a drop that locked `sessions`
+    // would make every reissue wait for the file system.
+    let mut in_flight = app.db();
+    let mut conn = app.db();
+    let mut began = false;
+
+    let dropped = partitions::drop_ended(
+        &mut conn,
+        chrono::Duration::hours(1),
+        100,
+        |_conn, _sessions| {
+            if !began {
+                in_flight
+                    .batch_execute(
+                        "BEGIN; LOCK TABLE sessions IN ROW EXCLUSIVE MODE; \
+                         UPDATE sessions SET last_used_at = last_used_at",
+                    )
+                    .unwrap();
+                began = true;
+            }
+            Ok(0)
+        },
+    )
+    .unwrap();
+    in_flight.batch_execute("ROLLBACK").unwrap();
+
+    assert!(began, "the sessions were handed over before the drop");
+    assert_eq!((dropped.partitions, dropped.rows), (1, 3));
+    assert!(!exists(&app, &partition.name));
 }
