@@ -6,13 +6,13 @@
 //! The SQL functions of the migration (`authgate_make_refresh_token_partitions`
 //! and its helpers) own the making, so that `authgate migrate`, every sweeper
 //! pass and an insert that found no partition make them the same way. This
-//! module decides when, and owns the dropping: `DETACH PARTITION …
-//! CONCURRENTLY` (which never takes more than SHARE UPDATE EXCLUSIVE on
-//! `refresh_tokens`, so reissues go on; it cannot run in a transaction, so
-//! the role's `lock_timeout` bounds its wait), then `DROP TABLE` of the
-//! detached table under a short `SET LOCAL lock_timeout`; what times out is
-//! retried at the next pass. Nothing here sets anything on the session, so
-//! it all works through a transaction pooler.
+//! module decides when, and owns the dropping (`dropping.rs`): a detach
+//! in a transaction that locks `sessions` first, as reissue does, and drops
+//! the detached table's foreign key, then `DROP TABLE` of a table that
+//! references nothing, so that freeing its files holds up no one; each
+//! under a short `SET LOCAL lock_timeout`, and what times out is retried
+//! at the next pass. Nothing here sets anything on the session, so it all
+//! works through a transaction pooler.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;

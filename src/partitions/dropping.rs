@@ -119,17 +119,19 @@ pub const DROP_AT_ONCE: usize = 32;
 /// Detaches the partitions whose range ended more than `keep` ago, then
 /// drops every detached one: a detach interrupted earlier is finished first
 /// (`FINALIZE`), and a table detached by an earlier pass that failed before
-/// its drop is dropped now. Before the tables go, their foreign keys go
-/// ([`drop_foreign_keys`]: so that no drop holds a lock on `sessions`), and
-/// `emptied` is handed their sessions, `batch` at a time and each once however many of the tables
-/// have rows of it, to delete those left with no rows (a detached table's
-/// rows are no longer in `refresh_tokens`). The tables then go one after
-/// another, a `DROP TABLE` each: the drop's time is the file system's
-/// freeing of the table's files, which stalls the disk's other writes (the
-/// WAL's among them) while it lasts, and side by side drops make those
-/// stalls longer (measured: `scripts/bench-partitions.sh`). A statement that does not get its lock within
-/// [`DDL_LOCK_TIMEOUT_MS`] ends the dropping for this pass (logged; the
-/// next pass retries), and the pass goes on.
+/// its drop is dropped now. Each detach runs in its own short transaction
+/// that locks `sessions` first and drops the table's foreign key with it
+/// ([`detach`]), so that no drop locks `sessions` ([`drop_foreign_keys`]).
+/// Before the tables go, `emptied` is handed their sessions, `batch` at a
+/// time and each once however many of the tables have rows of it, to
+/// delete those left with no rows (a detached table's rows are no longer in
+/// `refresh_tokens`). The tables then go one after another, a `DROP TABLE`
+/// each: the drop's time is the file system's freeing of the table's files,
+/// which stalls the disk's other writes (the WAL's among them) while it
+/// lasts, and side by side drops make those stalls longer (measured:
+/// `scripts/bench-partitions.sh`). A statement that does not get its lock
+/// within [`DDL_LOCK_TIMEOUT_MS`] ends the dropping for this pass (logged;
+/// the next pass retries), and the pass goes on.
 pub fn drop_ended(
     conn: &mut PgConnection,
     keep: Duration,
@@ -148,11 +150,7 @@ pub fn drop_ended(
     }
     for partition in droppable(conn, keep)? {
         let started = Instant::now();
-        let sql = format!(
-            "ALTER TABLE refresh_tokens DETACH PARTITION {} CONCURRENTLY",
-            partition.name
-        );
-        if !ddl_outside_transaction(conn, &sql)? {
+        if !detach(conn, &partition.name)? {
             break;
         }
         log::info!(
@@ -212,20 +210,69 @@ pub fn drop_ended(
     Ok(dropped)
 }
 
+/// Detaches one partition in a transaction that first locks `sessions`
+/// (SHARE ROW EXCLUSIVE), then `refresh_tokens` (the detach's ACCESS
+/// EXCLUSIVE), and drops the detached table's foreign key before it
+/// commits; all of it catalog work of a few milliseconds, under the short
+/// lock timeout. `Ok(false)` as [`ddl`].
+///
+/// The order is reissue's: its statement locks `sessions`, then
+/// `refresh_tokens` and every partition. `DETACH … CONCURRENTLY` (used
+/// before) took the partition first and `sessions` last (the detached
+/// table's foreign key gets its own triggers there), so a reissue holding
+/// `sessions` and the detach each waited for the other until both timed out
+/// at the role's `lock_timeout`: the reissues answered 503 after one second
+/// (`scripts/bench-sweeper.sh`, two runs of five). It could not be given a
+/// shorter wait either, since it cannot run in a transaction.
+fn detach(conn: &mut PgConnection, partition: &str) -> QueryResult<bool> {
+    got_lock(
+        &format!("ALTER TABLE refresh_tokens DETACH PARTITION {partition}"),
+        with_sessions_locked(conn, |conn| {
+            diesel::sql_query(format!(
+                "ALTER TABLE refresh_tokens DETACH PARTITION {partition}"
+            ))
+            .execute(conn)?;
+            foreign_keys_dropped(conn, &[partition.to_owned()])
+        }),
+    )
+}
+
 /// Drops the foreign keys (to `sessions`) of detached tables, in one short
-/// transaction under the short lock timeout; `Ok(false)` as [`ddl`].
+/// transaction that locks `sessions` first, as [`detach`] does; `Ok(false)`
+/// as [`ddl`]. [`detach`] drops its table's key itself: this is for tables
+/// that an earlier version detached with theirs.
 ///
 /// A `DROP TABLE` of a table that references `sessions` drops its triggers
 /// there too, so it locks `sessions` (SHARE ROW EXCLUSIVE) until it
 /// commits; and PostgreSQL frees the table's files at commit, before it
 /// lets its locks go. That takes the file system's time, over a second for
 /// a million rows on this machine, and every reissue (which updates
-/// `sessions`) waited for it: they timed out with 503 under
-/// `scripts/bench-sweeper.sh`. Dropping the keys first takes that lock for
-/// an instant, with no file to free; the drops then lock nothing but their
-/// own tables. The hand-over's session deletes no longer cascade into rows
-/// that are about to go anyway, either.
+/// `sessions`) waited for it and timed out with 503. Without the key the
+/// drop locks nothing but its own table. The hand-over's session deletes no
+/// longer cascade into rows that are about to go anyway, either.
 fn drop_foreign_keys(conn: &mut PgConnection, tables: &[String]) -> QueryResult<bool> {
+    got_lock(
+        "ALTER TABLE … DROP CONSTRAINT (detached tables' foreign keys)",
+        with_sessions_locked(conn, |conn| foreign_keys_dropped(conn, tables)),
+    )
+}
+
+/// Runs `f` in a transaction under the short lock timeout, after locking
+/// `sessions` in SHARE ROW EXCLUSIVE mode, the lock that adding or dropping
+/// a foreign key to it takes: taken first, it is taken in reissue's order.
+fn with_sessions_locked<T>(
+    conn: &mut PgConnection,
+    f: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    with_lock_timeout(conn, DDL_LOCK_TIMEOUT_MS, |conn| {
+        diesel::sql_query("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
+        f(conn)
+    })
+}
+
+/// Drops every foreign key of `tables` (in the caller's transaction);
+/// returns how many.
+fn foreign_keys_dropped(conn: &mut PgConnection, tables: &[String]) -> QueryResult<usize> {
     #[derive(QueryableByName)]
     struct Key {
         #[diesel(sql_type = Text)]
@@ -233,26 +280,21 @@ fn drop_foreign_keys(conn: &mut PgConnection, tables: &[String]) -> QueryResult<
         #[diesel(sql_type = Text)]
         name: String,
     }
-    got_lock(
-        "ALTER TABLE … DROP CONSTRAINT (detached tables' foreign keys)",
-        with_lock_timeout(conn, DDL_LOCK_TIMEOUT_MS, |conn| {
-            let keys: Vec<Key> = diesel::sql_query(
-                "SELECT conrelid::regclass::text AS table_name, quote_ident(conname) AS name
-                   FROM pg_constraint
-                  WHERE contype = 'f' AND conrelid = ANY ($1::text[]::regclass[])",
-            )
-            .bind::<Array<Text>, _>(tables)
-            .load(conn)?;
-            for key in &keys {
-                diesel::sql_query(format!(
-                    "ALTER TABLE {} DROP CONSTRAINT {}",
-                    key.table_name, key.name
-                ))
-                .execute(conn)?;
-            }
-            Ok(keys.len())
-        }),
+    let keys: Vec<Key> = diesel::sql_query(
+        "SELECT conrelid::regclass::text AS table_name, quote_ident(conname) AS name
+           FROM pg_constraint
+          WHERE contype = 'f' AND conrelid = ANY ($1::text[]::regclass[])",
     )
+    .bind::<Array<Text>, _>(tables)
+    .load(conn)?;
+    for key in &keys {
+        diesel::sql_query(format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            key.table_name, key.name
+        ))
+        .execute(conn)?;
+    }
+    Ok(keys.len())
 }
 
 /// Runs one DDL statement under the short lock timeout. `Ok(false)`: it did
@@ -266,12 +308,11 @@ fn ddl(conn: &mut PgConnection, sql: &str) -> QueryResult<bool> {
     )
 }
 
-/// [`ddl`] for `DETACH PARTITION … CONCURRENTLY` and `… FINALIZE`, which
-/// cannot run in a transaction block, so no `SET LOCAL` can shorten their
-/// wait (and a session `SET` would outlive them behind a pooler): the
-/// deadlines of the role bound it (`database.lock_timeout_ms`). Neither
-/// takes more than SHARE UPDATE EXCLUSIVE on `refresh_tokens`, which no
-/// reissue waits for.
+/// [`ddl`] for `DETACH PARTITION … FINALIZE` (of a detach that an earlier
+/// version began `CONCURRENTLY` and did not finish), which cannot run in a
+/// transaction block, so no `SET LOCAL` can shorten its wait (and a session
+/// `SET` would outlive it behind a pooler): the deadlines of the role bound
+/// it (`database.lock_timeout_ms`).
 fn ddl_outside_transaction(conn: &mut PgConnection, sql: &str) -> QueryResult<bool> {
     got_lock(sql, diesel::sql_query(sql).execute(conn))
 }

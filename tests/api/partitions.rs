@@ -396,3 +396,39 @@ async fn a_drop_does_not_wait_for_reissues_in_flight_on_sessions() {
     assert_eq!((dropped.partitions, dropped.rows), (1, 3));
     assert!(!exists(&app, &partition.name));
 }
+
+#[tokio::test]
+async fn a_detach_that_cannot_lock_sessions_in_time_leaves_the_partition_whole_for_the_next_pass() {
+    let app = spawn_app().await;
+    expired_session(&app, 3, 3);
+    let partition = partition_of_day(&app, 3);
+    // A reissue in flight holds `sessions`, which it locks before
+    // `refresh_tokens`: the detach must not take the partition first and
+    // then wait for `sessions` (each would wait for the other).
+    let mut in_flight = app.db();
+    in_flight
+        .batch_execute("BEGIN; UPDATE sessions SET last_used_at = last_used_at")
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let dropped =
+        partitions::drop_ended(&mut app.db(), chrono::Duration::hours(1), 100, |_, _| Ok(0))
+            .unwrap();
+    let waited = started.elapsed();
+    in_flight.batch_execute("ROLLBACK").unwrap();
+
+    assert_eq!(dropped, partitions::Dropped::default());
+    let still = partition_of_day(&app, 3);
+    assert_eq!(still.name, partition.name);
+    assert!(!still.detach_pending, "left half-detached: {still:?}");
+    assert!(
+        waited < Duration::from_millis(900),
+        "waited {waited:?}, more than the sweeper's short lock timeout"
+    );
+
+    let dropped =
+        partitions::drop_ended(&mut app.db(), chrono::Duration::hours(1), 100, |_, _| Ok(0))
+            .unwrap();
+    assert_eq!((dropped.partitions, dropped.rows), (1, 3));
+    assert!(!exists(&app, &partition.name));
+}
