@@ -7,7 +7,7 @@
 //! and its helpers) own the making, so that `authgate migrate`, every sweeper
 //! pass and an insert that found no partition make them the same way. This
 //! module decides when, and owns the dropping (`dropping.rs`): a detach
-//! in a transaction that locks `sessions` first, as reissue does, and drops
+//! in a transaction that locks `sessions` first (see `detach`), and drops
 //! the detached table's foreign key, then `DROP TABLE` of a table that
 //! references nothing, so that freeing its files holds up no one; each
 //! under a short `SET LOCAL lock_timeout`, and what times out is retried

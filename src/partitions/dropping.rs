@@ -211,19 +211,24 @@ pub fn drop_ended(
 }
 
 /// Detaches one partition in a transaction that first locks `sessions`
-/// (SHARE ROW EXCLUSIVE), then `refresh_tokens` (the detach's ACCESS
+/// (ACCESS EXCLUSIVE), then `refresh_tokens` (the detach's ACCESS
 /// EXCLUSIVE), and drops the detached table's foreign key before it
 /// commits; all of it catalog work of a few milliseconds, under the short
 /// lock timeout. `Ok(false)` as [`ddl`].
 ///
-/// The order is reissue's: its statement locks `sessions`, then
-/// `refresh_tokens` and every partition. `DETACH … CONCURRENTLY` (used
-/// before) took the partition first and `sessions` last (the detached
-/// table's foreign key gets its own triggers there), so a reissue holding
-/// `sessions` and the detach each waited for the other until both timed out
-/// at the role's `lock_timeout`: the reissues answered 503 after one second
-/// (`scripts/bench-sweeper.sh`, two runs of five). It could not be given a
-/// shorter wait either, since it cannot run in a transaction.
+/// Why that order: reissue's statement locks `sessions` (for its `FOR
+/// UPDATE`), then `refresh_tokens` and every partition, then `sessions`
+/// again (for its `UPDATE`). A detach gives the detached table's foreign
+/// key its own triggers on `sessions`, and dropping the key drops them,
+/// which takes ACCESS EXCLUSIVE there. Whoever takes `refresh_tokens` before
+/// that lock on `sessions` deadlocks with a reissue between its two steps:
+/// `DETACH … CONCURRENTLY` (used before) did, and both sides waited for
+/// the role's `lock_timeout`, the reissues answering 503 after one second
+/// (`scripts/bench-sweeper.sh`, two runs of five); so did a transaction
+/// that took a weaker lock on `sessions` first, giving up at every pass.
+/// Waiting for ACCESS EXCLUSIVE on `sessions` while holding nothing lets
+/// every reissue in flight finish (one holding `sessions` already is let
+/// ahead) and makes the next ones queue behind it for a few milliseconds.
 fn detach(conn: &mut PgConnection, partition: &str) -> QueryResult<bool> {
     got_lock(
         &format!("ALTER TABLE refresh_tokens DETACH PARTITION {partition}"),
@@ -243,8 +248,7 @@ fn detach(conn: &mut PgConnection, partition: &str) -> QueryResult<bool> {
 /// that an earlier version detached with theirs.
 ///
 /// A `DROP TABLE` of a table that references `sessions` drops its triggers
-/// there too, so it locks `sessions` (SHARE ROW EXCLUSIVE) until it
-/// commits; and PostgreSQL frees the table's files at commit, before it
+/// there too, so it locks `sessions` (ACCESS EXCLUSIVE) until it commits; and PostgreSQL frees the table's files at commit, before it
 /// lets its locks go. That takes the file system's time, over a second for
 /// a million rows on this machine, and every reissue (which updates
 /// `sessions`) waited for it and timed out with 503. Without the key the
@@ -258,14 +262,14 @@ fn drop_foreign_keys(conn: &mut PgConnection, tables: &[String]) -> QueryResult<
 }
 
 /// Runs `f` in a transaction under the short lock timeout, after locking
-/// `sessions` in SHARE ROW EXCLUSIVE mode, the lock that adding or dropping
-/// a foreign key to it takes: taken first, it is taken in reissue's order.
+/// `sessions` in ACCESS EXCLUSIVE mode, the lock that dropping a foreign
+/// key to it takes (see [`detach`] for why first).
 fn with_sessions_locked<T>(
     conn: &mut PgConnection,
     f: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
     with_lock_timeout(conn, DDL_LOCK_TIMEOUT_MS, |conn| {
-        diesel::sql_query("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
+        diesel::sql_query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").execute(conn)?;
         f(conn)
     })
 }
