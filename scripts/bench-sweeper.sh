@@ -41,7 +41,7 @@ INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at, expires_at, s
     FROM generate_series(1, $ROWS) g JOIN s ON s.n = g % $SESSIONS;
 VACUUM ANALYZE;
 SQL
-echo "filled in $(( $(date +%s) - fill_started )) s: $(psql -d bench -c "SELECT pg_size_pretty(pg_total_relation_size('refresh_tokens'))") on disk"
+echo "filled in $(( $(date +%s) - fill_started )) s: $(psql -d bench -c "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) FROM pg_partition_tree('refresh_tokens')") on disk"
 
 echo
 echo "EXPLAIN of one expired batch:"
