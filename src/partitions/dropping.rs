@@ -230,14 +230,13 @@ pub fn drop_ended(
 /// every reissue in flight finish (one holding `sessions` already is let
 /// ahead) and makes the next ones queue behind it for a few milliseconds.
 fn detach(conn: &mut PgConnection, partition: &str) -> QueryResult<bool> {
+    let sql = format!("ALTER TABLE refresh_tokens DETACH PARTITION {partition}");
     got_lock(
-        &format!("ALTER TABLE refresh_tokens DETACH PARTITION {partition}"),
+        &sql,
         with_sessions_locked(conn, |conn| {
-            diesel::sql_query(format!(
-                "ALTER TABLE refresh_tokens DETACH PARTITION {partition}"
-            ))
-            .execute(conn)?;
-            foreign_keys_dropped(conn, &[partition.to_owned()])
+            diesel::sql_query(&sql).execute(conn)?;
+            let keys = foreign_keys_of(conn, &[partition.to_owned()])?;
+            drop_keys(conn, &keys)
         }),
     )
 }
@@ -255,9 +254,16 @@ fn detach(conn: &mut PgConnection, partition: &str) -> QueryResult<bool> {
 /// drop locks nothing but its own table. The hand-over's session deletes no
 /// longer cascade into rows that are about to go anyway, either.
 fn drop_foreign_keys(conn: &mut PgConnection, tables: &[String]) -> QueryResult<bool> {
+    // Usually none is left: no need to lock `sessions` then.
+    if foreign_keys_of(conn, tables)?.is_empty() {
+        return Ok(true);
+    }
     got_lock(
         "ALTER TABLE … DROP CONSTRAINT (detached tables' foreign keys)",
-        with_sessions_locked(conn, |conn| foreign_keys_dropped(conn, tables)),
+        with_sessions_locked(conn, |conn| {
+            let keys = foreign_keys_of(conn, tables)?;
+            drop_keys(conn, &keys)
+        }),
     )
 }
 
@@ -274,24 +280,29 @@ fn with_sessions_locked<T>(
     })
 }
 
-/// Drops every foreign key of `tables` (in the caller's transaction);
-/// returns how many.
-fn foreign_keys_dropped(conn: &mut PgConnection, tables: &[String]) -> QueryResult<usize> {
-    #[derive(QueryableByName)]
-    struct Key {
-        #[diesel(sql_type = Text)]
-        table_name: String,
-        #[diesel(sql_type = Text)]
-        name: String,
-    }
-    let keys: Vec<Key> = diesel::sql_query(
+/// A foreign key: its table and its name, both quoted as SQL needs them.
+#[derive(QueryableByName)]
+struct ForeignKey {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// The foreign keys of `tables`.
+fn foreign_keys_of(conn: &mut PgConnection, tables: &[String]) -> QueryResult<Vec<ForeignKey>> {
+    diesel::sql_query(
         "SELECT conrelid::regclass::text AS table_name, quote_ident(conname) AS name
            FROM pg_constraint
           WHERE contype = 'f' AND conrelid = ANY ($1::text[]::regclass[])",
     )
     .bind::<Array<Text>, _>(tables)
-    .load(conn)?;
-    for key in &keys {
+    .load(conn)
+}
+
+/// Drops `keys` (in the caller's transaction); returns how many.
+fn drop_keys(conn: &mut PgConnection, keys: &[ForeignKey]) -> QueryResult<usize> {
+    for key in keys {
         diesel::sql_query(format!(
             "ALTER TABLE {} DROP CONSTRAINT {}",
             key.table_name, key.name
