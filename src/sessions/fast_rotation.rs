@@ -51,12 +51,7 @@ pub fn rotate_in_one_statement(
     presented: &TokenHash,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<TokenPair>> {
-    let VerifiedToken {
-        claims,
-        user_id,
-        session_id,
-    } = token;
-    let (user_id, session_id) = (*user_id, *session_id);
+    let (claims, user_id, session_id) = (&token.claims, token.user_id, token.session_id);
     // The session's end is known only to the database: mint as if it were
     // far away, and let the statement refuse when it is not.
     let subject = Subject {

@@ -138,12 +138,7 @@ pub fn reissue(
     access: AccessEvidence,
     clock: &Clock,
 ) -> Result<ReissueOutcome, ApiError> {
-    let VerifiedToken {
-        claims,
-        user_id,
-        session_id,
-    } = token;
-    let (user_id, session_id) = (*user_id, *session_id);
+    let (claims, user_id, session_id) = (&token.claims, token.user_id, token.session_id);
     let refuse = |error| Ok(ReissueOutcome::Refused(error));
     let Some(session) = Session::find_for_update(conn, session_id)? else {
         return refuse(ApiError::InvalidToken);
