@@ -48,6 +48,17 @@ impl Db {
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }
+
+    /// `database.request_deadline_ms`: how long a request waits for its
+    /// database work, queue included.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The [`commit_by`] of work for a request that starts waiting now.
+    pub fn commit_by_from_now(&self) -> DateTime<Utc> {
+        Utc::now() + self.deadline.saturating_sub(COMMIT_MARGIN)
+    }
 }
 
 /// Bumped whenever a connection is found lost (or none could be had): every
@@ -395,7 +406,7 @@ where
     let pool = db.pool.clone();
     let flag = Arc::new(AtomicBool::new(false));
     let thread_flag = flag.clone();
-    let commit_by = Utc::now() + db.deadline.saturating_sub(COMMIT_MARGIN);
+    let commit_by = db.commit_by_from_now();
     let gate = db.gate.clone();
     let work = async move {
         let permit = gate

@@ -156,13 +156,24 @@ pub fn is_missing_partition(err: &DieselError) -> bool {
 pub fn with_partition_for<T>(
     conn: &mut PgConnection,
     expires_at: DateTime<Utc>,
+    insert: impl FnMut(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    with_partitions_for(conn, expires_at, expires_at, insert)
+}
+
+/// [`with_partition_for`] for rows whose `expires_at` lie between `first`
+/// and `last`: the partitions of that whole range are made.
+pub fn with_partitions_for<T>(
+    conn: &mut PgConnection,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
     mut insert: impl FnMut(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
     match insert(conn) {
         Err(err) if is_missing_partition(&err) => {
-            let made = make(conn, expires_at, expires_at + Duration::seconds(1))?;
+            let made = make(conn, first, last + Duration::seconds(1))?;
             log::warn!(
-                "no refresh_tokens partition for expires_at {expires_at}; made {made} \
+                "no refresh_tokens partition for expires_at {first}..={last}; made {made} \
                  (partitions are made ahead by migrate and by every sweeper pass: is the sweeper running?)"
             );
             insert(conn)

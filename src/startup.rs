@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::oauth::Metadata;
 use crate::ratelimit::LoginLimits;
 use crate::routes;
-use crate::sessions::{spawn_listener, Revocations, RevokedSessions, TokenIssuer};
+use crate::sessions::{spawn_listener, Revocations, RevokedSessions, RotationQueue, TokenIssuer};
 use crate::signing_keys::{self, KeySchedule};
 use crate::state::AppState;
 use crate::sweeper;
@@ -108,6 +108,7 @@ impl Application {
         let public_url = settings.server.public_url(port);
         let state = web::Data::new(AppState {
             revocations: Revocations::new(db.clone(), revoked, clock.clone()),
+            rotations: RotationQueue::new(db.clone()),
             db,
             issuer: TokenIssuer::with_keys(keys, &settings.jwt, policy),
             hasher,

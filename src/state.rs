@@ -9,12 +9,14 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::oauth::Metadata;
 use crate::ratelimit::LoginLimits;
-use crate::sessions::{Exchange, Revocations, TokenIssuer};
+use crate::sessions::{Exchange, Revocations, RotationQueue, TokenIssuer};
 use crate::users::PasswordHasher;
 use std::sync::Arc;
 
 pub struct AppState {
     pub db: Db,
+    /// Reissues' one-statement rotations, sent in batches.
+    pub rotations: RotationQueue,
     pub issuer: TokenIssuer,
     pub hasher: PasswordHasher,
     pub revocations: Revocations,
@@ -33,6 +35,7 @@ impl AppState {
     pub fn exchange(&self) -> Exchange<'_> {
         Exchange {
             db: &self.db,
+            rotations: &self.rotations,
             issuer: &self.issuer,
             revocations: &self.revocations,
             clock: &self.clock,

@@ -2,14 +2,16 @@
 //! path behind both `POST /auth/reissue` and the refresh-token grant of
 //! `POST /oauth/token` (SPEC 7.2), so that the two apply the same rules.
 //! It verifies the token, weighs the access token sent beside it, tries the
-//! one-statement rotation, and falls back to the full transaction.
+//! one-statement rotation (in a batch), and falls back to the full
+//! transaction.
 
-use super::fast_rotation::rotate_in_one_statement;
+use super::fast_rotation::MintedRotation;
 use super::issuer::{TokenIssuer, TokenPair};
 use super::revocation::Revocations;
 use super::rotation::{access_evidence, reissue, AccessEvidence, ReissueOutcome};
+use super::rotation_queue::RotationQueue;
 use crate::clock::Clock;
-use crate::db::{run_blocking, Db};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::tokens::{TokenHash, TokenKind};
 
@@ -17,6 +19,7 @@ use crate::tokens::{TokenHash, TokenKind};
 #[derive(Clone, Copy)]
 pub struct Exchange<'a> {
     pub db: &'a Db,
+    pub rotations: &'a RotationQueue,
     pub issuer: &'a TokenIssuer,
     pub revocations: &'a Revocations,
     pub clock: &'a Clock,
@@ -40,14 +43,17 @@ impl Exchange<'_> {
         let hash = TokenHash::of(refresh);
         let now = self.clock.now();
         if evidence != AccessEvidence::Mismatch && !token.claims.is_expired_at(now.timestamp()) {
-            // The common case in one round trip; None sends it down the full path.
-            let (issuer, token, hash) = (self.issuer.clone(), token.clone(), hash.clone());
-            let rotated = run_blocking(self.db, move |conn| {
-                Ok::<_, ApiError>(rotate_in_one_statement(conn, &issuer, &token, &hash, now)?)
-            })
-            .await?;
-            if let Some(pair) = rotated {
-                return Ok(pair);
+            // The common case in one statement, batched with the others
+            // waiting; None sends it down the full path.
+            let rotation = MintedRotation::mint(
+                self.issuer,
+                &token,
+                &hash,
+                now,
+                self.db.commit_by_from_now(),
+            );
+            if let Some(rotated) = self.rotations.rotate(rotation.args.clone()).await? {
+                return Ok(rotation.into_pair(self.issuer, &token, &rotated));
             }
         }
         let (issuer, clock) = (self.issuer.clone(), self.clock.clone());

@@ -28,6 +28,7 @@ mod properties;
 mod ratelimit;
 mod reissue;
 mod revocation;
+mod rotation_batches;
 mod sessions;
 mod signup;
 mod startup;
