@@ -408,11 +408,14 @@ where
     let thread_flag = flag.clone();
     let commit_by = db.commit_by_from_now();
     let gate = db.gate.clone();
+    let started = Arc::new(AtomicBool::new(false));
+    let started_flag = started.clone();
     let work = async move {
         let permit = gate
             .acquire_owned()
             .await
             .map_err(|e| DbUnavailable::Task(e.to_string()))?;
+        started_flag.store(true, Ordering::Release);
         spawn_blocking(move || {
             let _permit = permit;
             ABANDONED.with(|f| *f.borrow_mut() = Some(thread_flag));
@@ -428,7 +431,12 @@ where
         Ok(result) => result,
         Err(_) => {
             flag.store(true, Ordering::Release);
-            note_connection_lost();
+            // Work that never left the queue says nothing of the
+            // connections: only a connection that did not answer in time
+            // (or a checkout that did not come) has them checked.
+            if started.load(Ordering::Acquire) {
+                note_connection_lost();
+            }
             Err(DbUnavailable::Deadline(db.deadline).into())
         }
     }
@@ -456,6 +464,59 @@ fn checkout<E: From<DbUnavailable>>(pool: &DbPool) -> Result<DbConn, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serialises the tests that read [`LOSSES`], a process-wide count.
+    static LOSSES_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A `Db` whose pool never connects (nothing here reaches a database),
+    /// with a deadline of 50 ms and `permits` permits.
+    fn unconnected_db(permits: usize) -> Db {
+        let manager = Manager {
+            url: "postgres://nobody@127.0.0.1:1/none?connect_timeout=1".into(),
+        };
+        let pool = Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_millis(20))
+            .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+            .build_unchecked(manager);
+        Db {
+            pool,
+            deadline: Duration::from_millis(50),
+            gate: Arc::new(Semaphore::new(permits)),
+        }
+    }
+
+    /// Runs `run_blocking` with no-op work on `db`, alone among these tests.
+    fn run_alone(db: &Db) -> (Result<(), DbUnavailable>, u64, u64) {
+        let _serial = LOSSES_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let before = LOSSES.load(Ordering::Relaxed);
+        let result = runtime.block_on(run_blocking(db, |_conn| Ok::<_, DbUnavailable>(())));
+        (result, before, LOSSES.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_deadline_that_passes_in_the_queue_has_no_connection_checked() {
+        let db = unconnected_db(0); // nobody ever leaves the queue
+
+        let (result, before, after) = run_alone(&db);
+
+        assert!(matches!(result, Err(DbUnavailable::Deadline(_))));
+        assert_eq!(after, before);
+    }
+
+    #[test]
+    fn a_deadline_that_passes_at_the_database_has_the_connections_checked() {
+        let db = unconnected_db(1);
+
+        // The checkout of this pool fails, which counts as well; so does
+        // the deadline, once the work has left the queue.
+        let (result, before, after) = run_alone(&db);
+
+        assert!(result.is_err());
+        assert!(after > before);
+    }
 
     #[test]
     fn client_timeouts_are_added_to_urls_that_name_none() {
