@@ -164,7 +164,8 @@ impl Sender {
     }
 
     async fn send(&self, jobs: Vec<Job>) {
-        let args: Vec<RotationArgs> = jobs.iter().map(|job| job.args.clone()).collect();
+        let (args, waiting): (Vec<RotationArgs>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.args, job.answer)).unzip();
         let count = args.len();
         self.inner.batches_sent.fetch_add(1, Ordering::Relaxed);
         let rotated = run_blocking(&self.inner.db, move |conn| {
@@ -175,9 +176,9 @@ impl Sender {
             Ok(rotated) => rotated.into_iter().map(Answer::Done).collect(),
             Err(err) => vec![answer_to_failure(err, count); count],
         };
-        for (job, answer) in jobs.into_iter().zip(answers) {
+        for (waiting, answer) in waiting.into_iter().zip(answers) {
             // The request may have given up; then nobody is listening.
-            let _ = job.answer.send(answer);
+            let _ = waiting.send(answer);
         }
     }
 }

@@ -47,16 +47,11 @@ fn mint(app: &TestApp, issuer: &TokenIssuer, refresh: &str) -> (VerifiedToken, M
 }
 
 fn rows_of_session(app: &TestApp, session_id: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    diesel::sql_query("SELECT count(*) AS n FROM refresh_tokens WHERE session_id = $1::uuid")
-        .bind::<Text, _>(session_id)
-        .get_result::<Count>(&mut app.db())
-        .unwrap()
-        .n
+    let session_id = uuid::Uuid::parse_str(session_id).unwrap();
+    crate::sweeper::count(
+        app,
+        &format!("SELECT count(*) AS n FROM refresh_tokens WHERE session_id = '{session_id}'"),
+    )
 }
 
 // A current-thread runtime: every rotation below is queued before the task
