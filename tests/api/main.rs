@@ -12,6 +12,7 @@ mod crash;
 mod deadlocks;
 mod fast_rotation;
 mod health;
+mod hot_updates;
 mod keys;
 mod keys_rotation;
 mod login;
