@@ -140,6 +140,35 @@ async fn in_one_batch_each_rotation_keeps_its_own_preconditions() {
     assert_eq!(renewed.session_id, promoted.session_id);
 }
 
+#[tokio::test]
+async fn in_one_batch_a_session_moves_on_once_even_when_two_of_its_tokens_are_unspent() {
+    let app = crate::helpers::spawn_app().await;
+    let queue = queue_of(&app, 4).await;
+    let issuer = issuer_of(&app);
+    let (_, first) = app.logged_in().await;
+    let second = app.reissue_ok(&first.refresh).await;
+    // A forked chain, which rotation never makes: both tokens unspent.
+    diesel::sql_query("UPDATE refresh_tokens SET spent_at = NULL WHERE session_id = $1::uuid")
+        .bind::<Text, _>(&first.session_id)
+        .execute(&mut app.db())
+        .unwrap();
+    let minted: Vec<_> = [&first.refresh, &second.refresh]
+        .iter()
+        .map(|r| mint(&app, &issuer, r))
+        .collect();
+
+    let answers = join_all(minted.iter().map(|(_, m)| queue.rotate(m.args.clone()))).await;
+
+    assert_eq!(queue.batches_sent(), 1, "both in one batch");
+    let rotated: Vec<bool> = answers.into_iter().map(|a| a.unwrap().is_some()).collect();
+    assert_eq!(rotated, [true, false], "the second goes the full way");
+    assert_eq!(
+        rows_of_session(&app, &first.session_id),
+        3,
+        "one successor in the batch, not one for each"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_that_fails_sends_its_requests_down_the_full_transaction() {
     let app = crate::helpers::spawn_app().await;
@@ -226,4 +255,64 @@ async fn the_presented_row_is_found_through_the_token_hash_index_on_a_partition_
     assert!(rotated.is_some());
     assert!(scans.0 >= 1, "the token-hash index was used: {scans:?}");
     assert_eq!(scans.1, 0, "the expires_at index was not: {scans:?}");
+}
+
+/// Sequential scans of `table` by this connection's transaction so far.
+fn seq_scans(conn: &mut PgConnection, table: &str) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Scans {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let scans: Scans = diesel::sql_query("SELECT pg_stat_get_xact_numscans($1::regclass) AS n")
+        .bind::<Text, _>(table)
+        .get_result(conn)?;
+    Ok(scans.n)
+}
+
+// The batch's plan is kept for the connection's life, made on whatever
+// statistics there are: planned while sessions held a row or two, a join of
+// the batch with sessions could be a scan of the whole table, and stay one
+// as the table grows (inserts do not make PostgreSQL plan again; only
+// ANALYZE does).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_reads_sessions_and_users_by_their_keys_however_small_they_were_when_planned() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, first) = app.logged_in().await;
+    let issuer = issuer_of(&app);
+    let rotate = |conn: &mut PgConnection, refresh: &str| {
+        let token = issuer.keys().verify(refresh, TokenKind::Refresh).unwrap();
+        conn.transaction(|conn| {
+            let rotated = rotate_in_one_statement(
+                conn,
+                &issuer,
+                &token,
+                &TokenHash::of(refresh),
+                app.clock.now(),
+            )?
+            .expect("a current token rotates");
+            let scans = (seq_scans(conn, "sessions")?, seq_scans(conn, "users")?);
+            Ok::<_, diesel::result::Error>((rotated, scans))
+        })
+        .unwrap()
+    };
+
+    let scans = tokio::task::block_in_place(|| {
+        let mut conn = app.db();
+        // Planned now, with one session and one user in the tables.
+        let (second, _) = rotate(&mut conn, &first.refresh);
+        diesel::sql_query(
+            "WITH u AS (INSERT INTO users (email, email_canonical, password_hash)
+                        SELECT 'filler' || g || '@x.io', 'filler' || g || '@x.io', 'x'
+                          FROM generate_series(1, 5000) g RETURNING id)
+             INSERT INTO sessions (user_id, created_at, last_used_at, expires_at)
+             SELECT id, now(), now(), now() + interval '30 days' FROM u",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        let second = Pair::from_json(serde_json::to_value(second).unwrap());
+        rotate(&mut conn, &second.refresh).1
+    });
+
+    assert_eq!(scans, (0, 0), "sequential scans of sessions, users");
 }
