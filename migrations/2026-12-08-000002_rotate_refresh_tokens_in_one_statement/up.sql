@@ -10,8 +10,8 @@
 -- loop (wrk, 64 connections, 8 s, interleaved), 7,063-8,021 rotations/s at
 -- 219-239 us of CPU each against 3,886-6,744/s at 259-437 us.
 --
--- The rules are those of authgate_rotate_refresh_token, element by
--- element: the session is the caller's, is live and lasts until the new
+-- The rules are those of authgate_rotate_refresh_token (migration
+-- 2026-11-28-000001), element by element: the session is the caller's, is live and lasts until the new
 -- token's exp, and the request's deadline has not passed; the presented
 -- row is unspent, unrevoked and unexpired; the user's roles are those of
 -- the token. An element that fails any of them returns no row, and its
@@ -32,6 +32,9 @@
 --   statistics say.
 -- * Sent as text with the arrays as parameters, no prepared statement: it
 --   holds through PgBouncer's transaction pooling (SPEC 9).
+--
+-- authgate_rotate_refresh_token, the one-element form that the loop
+-- called, has no caller left and goes.
 CREATE OR REPLACE FUNCTION authgate_rotate_refresh_tokens(
     p_session_id    uuid[],
     p_user_id       uuid[],
@@ -105,4 +108,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION authgate_rotate_refresh_tokens(uuid[], uuid[], timestamptz[], bytea[], uuid[], timestamptz[], bytea[], jsonb, timestamptz[], timestamptz[]) IS 'Reissue''s common case for a batch of requests in one statement and one commit: for each element (one per session), the rules of authgate_rotate_refresh_token, sessions locked in the order of their ids. Returns (ord, email, session_expires_at) for each element that rotated.';
+COMMENT ON FUNCTION authgate_rotate_refresh_tokens(uuid[], uuid[], timestamptz[], bytea[], uuid[], timestamptz[], bytea[], jsonb, timestamptz[], timestamptz[]) IS 'Reissue''s common case for a batch of requests in one statement and one commit. For each element (one per session) whose session is the caller''s, live and lasting past the new token, whose presented row is unspent, unrevoked and unexpired, whose roles are unchanged and whose deadline has not passed: spends the presented row, stores the successor and touches the session; sessions are locked in the order of their ids. Returns (ord, email, session_expires_at) for each element that rotated; the others go the full way.';
+
+DROP FUNCTION authgate_rotate_refresh_token(uuid, uuid, timestamptz, bytea, uuid, timestamptz, bytea, text[], timestamptz, timestamptz);

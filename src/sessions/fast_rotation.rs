@@ -32,9 +32,9 @@ use super::issuer::{Subject, TokenIssuer, TokenPair};
 use crate::tokens::{TokenHash, VerifiedToken};
 
 /// The statement: `authgate_rotate_refresh_tokens` (migration
-/// `2026-11-28-000001`), which runs `authgate_rotate_refresh_token`
-/// (`2026-11-27-000001`, whose plan PostgreSQL keeps from call to call) for
-/// each element, in the order of their session ids.
+/// `2026-12-08-000002`), one set-based statement for the whole batch whose
+/// plan PostgreSQL keeps from call to call: one element per session, the
+/// sessions locked in the order of their ids.
 const ROTATE: &str = "
     SELECT ord, email, session_expires_at AS expires_at
       FROM authgate_rotate_refresh_tokens($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)";
