@@ -11,10 +11,10 @@
 -- 219-239 us of CPU each against 3,886-6,744/s at 259-437 us.
 --
 -- The rules are those of authgate_rotate_refresh_token (migration
--- 2026-11-28-000001), element by element: the session is the caller's, is live and lasts until the new
--- token's exp, and the request's deadline has not passed; the presented
--- row is unspent, unrevoked and unexpired; the user's roles are those of
--- the token. An element that fails any of them returns no row, and its
+-- 2026-11-28-000001), element by element: the session is the caller's, is
+-- live and lasts until the new token's exp, and the request's deadline has
+-- not passed; the presented row is unspent, unrevoked and unexpired; the
+-- user's roles are those of the token. An element that fails any of them returns no row, and its
 -- request runs the full transaction.
 --
 -- * One element per session: a second element of a session (the same

@@ -111,18 +111,24 @@ async fn start_up_makes_partitions_for_the_token_lifetime_and_a_margin() {
     }
 }
 
-#[tokio::test]
-async fn a_pass_makes_the_partitions_ahead_again() {
-    let app = spawn_app().await;
+/// Drops the partitions that start more than `days` days from now (for a
+/// pass to make again).
+pub fn drop_partitions_beyond(app: &TestApp, days: i64) {
     let mut conn = app.db();
-    for p in partitions_of(&app)
+    for p in partitions_of(app)
         .into_iter()
-        .filter(|p| p.lower_bound > day(2))
+        .filter(|p| p.lower_bound > day(days))
     {
         diesel::sql_query(format!("DROP TABLE {}", p.name))
             .execute(&mut conn)
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_pass_makes_the_partitions_ahead_again() {
+    let app = spawn_app().await;
+    drop_partitions_beyond(&app, 2);
     assert!(partitions_of(&app).iter().all(|p| p.lower_bound <= day(2)));
 
     pass(&app, &settings(100, 3600));
